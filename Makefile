@@ -1,0 +1,43 @@
+# Two commands set up and run everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv when it is missing.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# pytest workers for `make test` (each single-threaded so two of them share two cores well)
+WORKERS ?= 2
+# the torch build this machine's wheel cache holds; users elsewhere may set TORCH_PINS= to skip
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test demo export docs clean bench
+
+$(STAMP): settings.ini setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Notebooks -> package. The notebooks are the source: never edit clustercam/*.py by hand.
+export: $(STAMP)
+	$(VENV)/bin/nbdev_export
+
+# All tests: every notebook (nbdev's test runner, cells flagged notest/slow skipped), the check
+# that nbdev_export leaves clustercam/ unchanged, and the integration tests in tests/.
+test: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(WORKERS) -p no:cacheprovider
+
+# The main job on the embedded synthetic dataset, on the CPU.
+demo: $(STAMP)
+	$(PY) -m clustercam.demo
+
+bench: $(STAMP)
+	$(VENV)/bin/clustercam_bench
+
+docs: $(STAMP)
+	bash tools/make_docs.sh
+
+clean:
+	rm -rf _docs _proc .pytest_cache
