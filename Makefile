@@ -9,7 +9,7 @@ WORKERS ?= 2
 # the torch build this machine's wheel cache holds; users elsewhere may set TORCH_PINS= to skip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test demo export docs clean bench
+.PHONY: venv test demo export docs readme clean bench
 
 $(STAMP): settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,8 +36,14 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/clustercam_bench
 
+# The docs site in _docs/: Quarto (nbdev_docs) when installed, else nbdev's processing + pandoc
+# (tools/make_docs.sh). DOCS_EXEC=0 skips running the notebooks (faster, no figures).
 docs: $(STAMP)
 	bash tools/make_docs.sh
+
+# README.md (and the chapter list in nbs/index.ipynb, nbs/sidebar.yml) from the notebooks, no Quarto.
+readme: $(STAMP)
+	$(PY) tools/make_readme.py
 
 clean:
 	rm -rf _docs _proc .pytest_cache
