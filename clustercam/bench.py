@@ -258,7 +258,7 @@ def _child(conn, task, side, spec):
     finally: conn.close()
 
 def measure(task: str, side: str = 'ours', **spec) -> dict:
-    "`_measure` in a fresh (spawned) process, so that its memory peak is its own."
+    "the private helper _measure in a fresh (spawned) process, so that its memory peak is its own."
     from clustercam.bench import _child as target   # the package's function: the spawned process imports it by name
     ctx = mp.get_context('spawn')
     parent, child = ctx.Pipe(duplex=False)
