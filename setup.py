@@ -35,6 +35,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=['clustercam', 'clustercam.*']),
     include_package_data = True,
+    package_data = {'clustercam': ['weights/*.pth']},   # the demo's pretrained backbone (31_pretrain)
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements },
     dependency_links = cfg.get('dep_links','').split(),
