@@ -207,7 +207,7 @@ def _reference(task, spec):
         return (lambda: [infer_one(rgb) for rgb in data.rgb]), len(data)
     raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")
 
-# %% ../nbs/50_bench.ipynb #b26f9108
+# %% ../nbs/50_bench.ipynb #8d0686e3
 def _status_mb(key: str) -> float | None:
     try:
         for line in open('/proc/self/status'):

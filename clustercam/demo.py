@@ -17,20 +17,13 @@ from .figures import training_curves, prediction_grid_from_dirs, attention_figur
 from .pretrain import SYNTHETIC_VIT, pretrain_vit
 
 # %% auto #0
-__all__ = ['DEMO_DATA', 'DEMO_OVERRIDES', 'QUICK_DATA', 'QUICK_OVERRIDES', 'EVAL_SCALES', 'DEMO_THREADS', 'train_and_evaluate',
-           'write_report', 'run_demo', 'main']
+__all__ = ['DEMO_DATA', 'DEMO_PRESET', 'DEMO_OVERRIDES', 'QUICK_DATA', 'QUICK_OVERRIDES', 'EVAL_SCALES', 'DEMO_THREADS',
+           'train_and_evaluate', 'write_report', 'run_demo', 'main']
 
-# %% ../nbs/43_demo.ipynb #261b8e41
+# %% ../nbs/43_demo.ipynb #255cb801
 DEMO_DATA = dict(n_train=1500, n_val=100, size=128, seed=0, n_classes=5)
-DEMO_OVERRIDES = dict(device='cpu', num_workers=0, val_every=5, save_epochs=False, log_every=0,
-                      # a small ViT: 64 px input, 8 px patches (8x8 tokens), 3 blocks, all clustering; the shape of SYNTHETIC_VIT
-                      input_size=64, model_img_size=64, patch_size=8, embed_dim=64, depth=3, num_heads=2, st_depth=3,
-                      decoder_width=64, drop_path=0.0, init=str(SYNTHETIC_VIT),
-                      epochs=20, skip_seg=10, batch_size=32, warmup_epochs=0,
-                      lr=0.016,                  # 1e-3 after scaling by 32/512
-                      aa='none', reprob=0.0, crop_scale=0.7,   # flips and a mild crop: RandAugment slows a model this small
-                      scales=(1.0,),             # one CAM scale for the pseudo labels (three triple the CAM cost)
-                      cam_refine=False)          # see below: a 3-block ViT's patch affinity blurs its CAMs
+DEMO_PRESET = 'demo'   # clustercam.train.PRESETS['demo']: the model, init, schedule and pseudo-label settings (see below)
+DEMO_OVERRIDES = dict(device='cpu', num_workers=0, val_every=5, save_epochs=False, log_every=0)
 QUICK_DATA = dict(n_train=8, n_val=3, size=64, seed=0, n_classes=3)
 QUICK_OVERRIDES = dict(device='cpu', num_workers=0, epochs=2, skip_seg=1, batch_size=4, input_size=64, embed_dim=32,
                        depth=2, num_heads=2, st_depth=2, decoder_width=16, val_every=1, save_epochs=False, log_every=0,
@@ -38,16 +31,16 @@ QUICK_OVERRIDES = dict(device='cpu', num_workers=0, epochs=2, skip_seg=1, batch_
 EVAL_SCALES = (0.25, 0.375, 0.5, 0.625, 0.75)   # the reference's 0.5..1.5 around the training scale: 64 px views of 128 px images
 DEMO_THREADS = 1   # torch intra-op threads while training and evaluating (see below)
 
-# %% ../nbs/43_demo.ipynb #f01e8838
+# %% ../nbs/43_demo.ipynb #2e505980
 def _stamp(t0: float, msg: str):
     print(f"[demo {time.time() - t0:6.1f} s] {msg}", flush=True)
 
 def train_and_evaluate(name: str, data: Path, out: Path, overrides: dict, t0: float, scales=EVAL_SCALES,
-                       progress: bool = False, crf_workers: int | None = None) -> dict:
+                       progress: bool = False, crf_workers: int | None = None, preset: str = DEMO_PRESET) -> dict:
     "Train one arm into `out/name` and evaluate its last checkpoint on val (no CRF and CRF)."
     from clustercam.train import make_config, train
     run = out/name
-    cfg = make_config('synthetic', data_path=str(data), output_dir=str(run), progress=progress, **overrides)
+    cfg = make_config(preset, data_path=str(data), output_dir=str(run), progress=progress, **overrides)
     _stamp(t0, f"training {name}: embed {cfg.embed_dim}, depth {cfg.depth}, heads {cfg.num_heads}, st_depth {cfg.st_depth}, "
                f"patch {cfg.patch_size}, input {cfg.input_size}, {cfg.epochs} epochs ({cfg.skip_seg} without segmentation)")
     t = time.time(); train(cfg); train_s = time.time() - t
@@ -102,23 +95,24 @@ def write_report(out: Path, arms: list[dict], data_info: dict, timings: dict, fi
                                            'arms': {label(a): a['results'].to_dict() for a in arms}})
     return path
 
-# %% ../nbs/43_demo.ipynb #99069ed7
-def _arm_job(name, data, out, overrides, t0, scales, threads) -> dict:
+# %% ../nbs/43_demo.ipynb #9a0db44e
+def _arm_job(name, data, out, overrides, t0, scales, threads, preset) -> dict:
     "One arm in a worker process (the parallel demo): one torch thread, the CRF in-process."
     torch.set_num_threads(threads or 1)
-    arm = train_and_evaluate(name, data, out, overrides, t0, scales, progress=False, crf_workers=0)
+    arm = train_and_evaluate(name, data, out, overrides, t0, scales, progress=False, crf_workers=0, preset=preset)
     arm.pop('model')   # the parent loads it from the checkpoint
     return arm
 
-def _run_arms(jobs: list, data: Path, out: Path, t0: float, scales, progress, workers, parallel: bool, threads) -> list[dict]:
+def _run_arms(jobs: list, data: Path, out: Path, t0: float, scales, progress, workers, parallel: bool, threads,
+              preset: str = DEMO_PRESET) -> list[dict]:
     if not parallel or len(jobs) < 2:
-        return [train_and_evaluate(name, data, out, ov, t0, scales, progress, workers) for name, ov in jobs]
+        return [train_and_evaluate(name, data, out, ov, t0, scales, progress, workers, preset) for name, ov in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     _stamp(t0, f"training {len(jobs)} arms side by side, one process (and core) each")
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context('spawn')) as pool:
         from clustercam.demo import _arm_job as job   # by its module's name: worker processes import it from there
-        futures = [pool.submit(job, name, data, out, ov, t0, scales, threads) for name, ov in jobs]
+        futures = [pool.submit(job, name, data, out, ov, t0, scales, threads, preset) for name, ov in jobs]
         arms = [f.result() for f in futures]
     num_classes = get_dataset('synthetic', data, 'val', kind='infer').num_classes
     for a in arms: a['model'] = model_from_checkpoint(a['run']/'checkpoint_last.pth', num_classes, device='cpu')[0]
@@ -162,7 +156,8 @@ def _run_demo(out, quick, ablation, progress, parallel, threads, pretrain) -> di
         make_synthetic_voc(data, **data_info)
     timings['data set'] = time.time() - t0
     _stamp(t0, f"synthetic data set in {data}")
-    if overrides.get('init') or pretrain:
+    preset = 'synthetic' if quick else DEMO_PRESET   # quick: a tiny model from random weights
+    if not quick:
         t = time.time()
         overrides['init'], backbone = _backbone(out, pretrain, t0, threads)
         if pretrain: timings['pretraining the backbone'] = time.time() - t
@@ -171,7 +166,7 @@ def _run_demo(out, quick, ablation, progress, parallel, threads, pretrain) -> di
     workers = 0 if quick else None              # quick: the CRF in this process (no worker start-up)
     jobs = [('clustercam', overrides)] + ([('st_depth0', {**overrides, 'st_depth': 0})] if ablation else [])
     t = time.time()
-    arms = _run_arms(jobs, data, out, t0, scales, progress, workers, parallel, threads)
+    arms = _run_arms(jobs, data, out, t0, scales, progress, workers, parallel, threads, preset)
     if parallel: timings['train and evaluate both arms, side by side'] = time.time() - t
     for a in arms:
         timings[f"train {a['name']}"] = a['train_seconds']; timings[f"evaluate {a['name']}"] = a['eval_seconds']
