@@ -40,7 +40,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid: tuple[int, 
     assert patch.shape[-2:] == (h0, w0), f"position grid {tuple(patch.shape[-2:])} != patch grid {grid}"
     return torch.cat([prefix, patch.flatten(2).transpose(1, 2)], dim=1)
 
-# %% ../nbs/10_backbone.ipynb #8c67e7cb
+# %% ../nbs/10_backbone.ipynb #72a5921c
 def _head_mean(w: torch.Tensor, rows: int = 128) -> torch.Tensor:
     "Mean over dim 1 of the strided view `w` (B,H,N,N), rounded as `w.contiguous().mean(1)`, copying `rows` rows at a time."
     if w.requires_grad: return w.contiguous().mean(1)
@@ -87,7 +87,8 @@ class TokenAttention(nn.Module):
         # measured best (3-scale CAMs of DeiT-S at 448 on 2 cores: 7.7 s against 8.5 s for the whole buffer).
         B, H, T, Dh = q.shape
         N = T - K
-        kt = k.transpose(-2, -1)
+        # K^T and V made contiguous once: as strided views of the qkv output, every block's product would copy them
+        kt, v = k.transpose(-2, -1).contiguous(), v.contiguous()
         out = q.new_empty(B, H, T, Dh)
         class_to_patch = q.new_empty(B, H, K, N)
         patch_to_patch = q.new_empty(B, N, N)
