@@ -68,7 +68,7 @@ def matmul_gflops(device='cpu', n: int = 2048, repeats: int = 5) -> float:
         rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
     return statistics.median(rates)
 
-# %% ../nbs/50_bench.ipynb #d94703c3
+# %% ../nbs/50_bench.ipynb #7afd162f
 def _inputs(spec, k):
     gen = torch.Generator().manual_seed(spec.get('seed', 0))
     b, s = spec['batch'], spec['size']
@@ -128,7 +128,9 @@ def _ours(task, spec):
         return run, 1
     if task == 'eval':
         data = _EvalImages(spec['eval_images'], h, w, K, spec.get('seed', 0))
-        return (lambda: evaluate_split(model, data, None, INFER_SCALES, crf='on', workers=spec['workers'], progress=False)), len(data)
+        P = spec.get('processes', 1)   # P copies of the network, each with its own CRF; or one, with CRF workers
+        return (lambda: evaluate_split(model, data, None, INFER_SCALES, crf='on', workers=spec['workers'] if P == 1 else None,
+                                       progress=False, processes=P)), len(data)
     raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")
 
 # %% ../nbs/50_bench.ipynb #6ee1bef9
@@ -207,7 +209,7 @@ def _reference(task, spec):
         return (lambda: [infer_one(rgb) for rgb in data.rgb]), len(data)
     raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")
 
-# %% ../nbs/50_bench.ipynb #8d0686e3
+# %% ../nbs/50_bench.ipynb #a4a4cc71
 def _status_mb(key: str) -> float | None:
     try:
         for line in open('/proc/self/status'):
@@ -243,7 +245,7 @@ def _measure(task: str, side: str, spec: dict) -> dict:
     out.update(first_s=first, times_s=times, time_s=statistics.median(times or [first]),
                peak_mb=peak, added_mb=None if peak is None or before is None else peak - before)
     out['images_per_s'] = n_images / out['time_s']
-    if spec.get('flops', True):
+    if spec.get('flops', True) and not (task == 'eval' and side == 'ours' and spec.get('processes', 1) > 1):   # not in children
         from torch.utils.flop_counter import FlopCounterMode
         _register_cpu_attention_flops()
         counter = FlopCounterMode(display=False)
@@ -270,7 +272,7 @@ def measure(task: str, side: str = 'ours', **spec) -> dict:
     p.join()
     return res
 
-# %% ../nbs/50_bench.ipynb #a5701d5a
+# %% ../nbs/50_bench.ipynb #b3aaae04
 def _fmt(x, digits=2):
     if x is None: return '-'
     return f'{x:.{digits}f}' if abs(x) < 1000 else f'{x:.0f}'
@@ -298,7 +300,8 @@ def _ratio(a, b): return None if a is None or b is None or b == 0 else a / b
 
 def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: Sequence[str] = TASKS,
           repeats: int = 3, eval_images: int = 20, workers: int | None = None, infer_size=(375, 500),
-          threads: int | None = None, reference_dir=None, flops: bool = True, seed: int = 0, verbose: bool = True) -> dict:
+          threads: int | None = None, reference_dir=None, flops: bool = True, seed: int = 0, verbose: bool = True,
+          processes: int | None = None) -> dict:
     "Measure `tasks` (ours, and the authors' code when `reference_dir` is given); returns a JSON-able dict."
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     bad = [t for t in tasks if t not in TASKS]
@@ -306,9 +309,11 @@ def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: 
     if batch < 1 or size < 32 or repeats < 0 or eval_images < 1: raise ValueError("batch >= 1, size >= 32, repeats >= 0 and eval_images >= 1, please")
     device = str(get_device(device))
     if workers is None: workers = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    if processes is None: processes = workers if device == 'cpu' else 1   # our evaluation: a network copy per core on a CPU
+    if processes < 1: raise ValueError(f"processes must be >= 1, got {processes}")
     if reference_dir is not None: _import_reference(reference_dir)   # fail early, with a clear message
     spec = dict(config=_config(config), device=device, batch=batch, size=size, repeats=repeats, eval_images=eval_images,
-                workers=workers, infer_size=tuple(infer_size), threads=threads, flops=flops, seed=seed,
+                workers=workers, processes=processes, infer_size=tuple(infer_size), threads=threads, flops=flops, seed=seed,
                 reference_dir=None if reference_dir is None else str(reference_dir))
     results = dict(spec, tasks=tasks, threads=threads or torch.get_num_threads(), torch=torch.__version__,
                    matmul_gflop_per_s=matmul_gflops(device), measurements=[], ratios={})
@@ -328,7 +333,7 @@ def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: 
     results['matmul_gflop_per_s_after'] = matmul_gflops(device)
     return results
 
-# %% ../nbs/50_bench.ipynb #dd0b296c
+# %% ../nbs/50_bench.ipynb #5aa4642a
 @cli
 def clustercam_bench(
     config: Param(f"model configuration: {', '.join(CONFIGS)}", str) = 'deit-s',
@@ -339,6 +344,7 @@ def clustercam_bench(
     repeats: Param("timed runs per measurement (after one untimed run)", int) = 3,
     eval_images: Param("images for the evaluation throughput", int) = 20,
     workers: Param("CRF worker processes for `eval` (default: all cores)", int) = None,
+    processes: Param("copies of our network for `eval`, each with its own CRF (default: one per core on a CPU)", int) = None,
     infer_size: Param("HxW of the inference images", str) = '375x500',
     threads: Param("torch threads in each measuring process (default: torch's)", int) = None,
     reference_dir: Param("a checkout of the authors' code, to time it side by side (needs timm and einops)", str) = None,
@@ -349,7 +355,7 @@ def clustercam_bench(
     try:
         h, w = (int(v) for v in infer_size.lower().split('x'))
         res = bench(config, device, batch, size, [t.strip() for t in tasks.split(',') if t.strip()], repeats, eval_images,
-                    workers, (h, w), threads, reference_dir, flops)
+                    workers, (h, w), threads, reference_dir, flops, processes=processes)
     except (ValueError, FileNotFoundError, ImportError) as e:
         sys.exit(f"clustercam_bench: {e}")
     print(table(res))
