@@ -172,7 +172,7 @@ def train_loader(dataset, batch_size: int, seed: int = 0, num_workers: int = 0, 
                                        num_workers=num_workers, pin_memory=pin_memory, drop_last=True, generator=g,
                                        persistent_workers=False)
 
-# %% ../nbs/30_train.ipynb #314bf8fd
+# %% ../nbs/30_train.ipynb #1a31d1d2
 @dataclass
 class TrainConfig:
     "Every setting of a training run (see the presets table)."
@@ -200,6 +200,7 @@ class TrainConfig:
     drop_rate: float = 0.
     drop_path: float = 0.1
     init: str | None = None             # ImageNet DeiT/ViT checkpoint file
+    finetune: str | None = None         # a whole ClusterCAM checkpoint (ours or the authors') to start from; init unused
     clustering_block: str | None = None # 'package.module:Class', a ClusteringBlock subclass (None: ClusterCAM's)
     # optimisation
     epochs: int = 24
@@ -277,7 +278,7 @@ def make_config(preset: str = 'synthetic', **overrides) -> TrainConfig:
     if unknown: raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}, 'preset': preset}
     for k in _tuple_fields() & set(values): values[k] = tuple(values[k])
-    for k in ('init', 'resume', 'val_split', 'aa', 'data_path', 'clustering_block'):
+    for k in ('init', 'finetune', 'resume', 'val_split', 'aa', 'data_path', 'clustering_block'):
         if isinstance(values.get(k), str) and values[k].lower() in ('', 'none'): values[k] = None
     return _check_config(TrainConfig(**values))
 
@@ -393,7 +394,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
         out['miou'] = float(cm.miou())
     return out
 
-# %% ../nbs/30_train.ipynb #1f9576a0
+# %% ../nbs/30_train.ipynb #8c8e96a8
 class TrainingInterrupted(RuntimeError):
     "Training stopped on a signal after saving `checkpoint_last.pth`."
     def __init__(self, signum: int, checkpoint: Path | None, step: int):
@@ -433,11 +434,12 @@ def _prepare_data(cfg: TrainConfig, env: DistEnv) -> str:
     return str(root)
 
 def build_model(cfg: TrainConfig, num_classes: int) -> ClusterCAM:
-    "The network `cfg` describes, initialised from `cfg.init` when given."
+    "The network `cfg` describes: all its weights from `cfg.finetune` when given, else the backbone's from `cfg.init`."
     model = ClusterCAM(num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, st_depth=cfg.st_depth,
                        img_size=cfg.model_img_size, patch_size=cfg.patch_size, drop_rate=cfg.drop_rate,
                        drop_path_rate=cfg.drop_path, decoder_width=cfg.decoder_width, clustering_block=cfg.clustering_block)
-    if cfg.init is not None: load_checkpoint(model, cfg.init, init=True)
+    if cfg.finetune is not None: load_checkpoint(model, cfg.finetune)   # strict: every weight, same shapes
+    elif cfg.init is not None: load_checkpoint(model, cfg.init, init=True)
     return model
 
 def _record(path: Path | None, tb, rec: dict, tag: str):
@@ -606,7 +608,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict:
     if tb is not None: tb.close()
     return {**summary, 'best': best, 'checkpoint': out/'checkpoint_last.pth', 'output_dir': out}
 
-# %% ../nbs/30_train.ipynb #a3a1459c
+# %% ../nbs/30_train.ipynb #f9503e29
 def config_from_args(preset: str | None = None, **given) -> TrainConfig:
     "`make_config` from command-line values; with `resume`, the checkpoint's config replaces the preset as the base."
     given = {k: v for k, v in given.items() if v is not None}
@@ -629,6 +631,7 @@ def clustercam_train(
     skip_seg: Param("epochs without the segmentation loss", int) = None,
     batch_size: Param("images per process and step", int) = None,
     init: Param("ImageNet DeiT/ViT checkpoint to start from, or none", str) = None,
+    finetune: Param("a whole ClusterCAM checkpoint (ours or the authors') to start from, with a fresh schedule", str) = None,
     clustering_block: Param("your clustering block, 'package.module:Class' (a ClusteringBlock subclass)", str) = None,
     resume: Param("checkpoint_last.pth to continue from, or auto (output_dir's, when there)", str) = None,
     device: Param("cpu, cuda, cuda:1, ... (default: CUDA when available)", str) = None,
