@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param, bool_arg
-from .core import get_device, atomic_write_json, normalize, cli
+from .core import get_device, atomic_write_json, normalize, cli, autocast, autocast_dtype
 
 # %% auto #0
 __all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'bench', 'clustercam_bench']
@@ -95,6 +95,7 @@ def _ours(task, spec):
     from clustercam.infer import predict_probs, evaluate_split
     from clustercam.crf import dense_crf
     cfg, device = spec['config'], torch.device(spec['device'])
+    amp = spec.get('amp', 'off'); dtype = autocast_dtype(device, amp)   # our side's precision (the reference: fp32)
     K = cfg['num_classes']
     model = ClusterCAM(**cfg).to(device)
     gen, images01, images, labels = _inputs(spec, K)
@@ -102,17 +103,19 @@ def _ours(task, spec):
     if task == 'train':
         opt, par = torch.optim.AdamW(model.parameters(), lr=1e-5), PAR().to(device)
         model.train()
-        return (lambda: train_step(model, images, labels, opt, par=par, scales=CAM_SCALES)), len(images)
+        return (lambda: train_step(model, images, labels, opt, par=par, scales=CAM_SCALES, amp_dtype=dtype)), len(images)
     if task == 'fwdbwd':
         model.train()
         def run():
-            cls, pat, seg = model(images)
-            (cls_loss(cls, labels) + cls_loss(pat, labels) + 0.1 * seg.float().mean()).backward()
+            with autocast(device, dtype): cls, pat, seg = model(images)
+            (cls_loss(cls.float(), labels) + cls_loss(pat.float(), labels) + 0.1 * seg.float().mean()).backward()
             model.zero_grad(set_to_none=True)
         return run, len(images)
     if task == 'cams':
         model.train()    # as during training (the reference makes its CAMs in the model's current mode)
-        return (lambda: multiscale_cams(model, images, CAM_SCALES)), len(images)
+        def cams():
+            with autocast(device, dtype): return multiscale_cams(model, images, CAM_SCALES)
+        return cams, len(images)
     if task == 'par':
         cams, par = torch.rand(labels.shape + images.shape[-2:], generator=gen).to(device), PAR().to(device)
         return (lambda: pseudo_labels(cams, labels, images01, par, bg_thr=0.4, delta=0.1)), len(images)
@@ -123,14 +126,14 @@ def _ours(task, spec):
         image = normalize(rgb.float().div(255)).to(device)
         rgb_np = rgb.permute(1, 2, 0).contiguous().numpy()
         def run():
-            probs = predict_probs(model, image, INFER_SCALES)[0]
+            probs = predict_probs(model, image, INFER_SCALES, amp_dtype=dtype)[0]
             return dense_crf(rgb_np, probs).argmax(0)
         return run, 1
     if task == 'eval':
         data = _EvalImages(spec['eval_images'], h, w, K, spec.get('seed', 0))
         P = spec.get('processes', 1)   # P copies of the network, each with its own CRF; or one, with CRF workers
         return (lambda: evaluate_split(model, data, None, INFER_SCALES, crf='on', workers=spec['workers'] if P == 1 else None,
-                                       progress=False, processes=P)), len(data)
+                                       progress=False, processes=P, amp=amp)), len(data)
     raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")
 
 # %% ../nbs/50_bench.ipynb #6ee1bef9
@@ -294,15 +297,19 @@ def table(results: dict) -> str:
     line = lambda r: '  '.join(str(x).rjust(w) if i > 1 else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
     lines = [line(head), '  '.join('-' * w for w in widths)] + [line(r) for r in rows]
     lines += [f"{r['task']} ({r['side']}): {r['error']}" for r in results['measurements'] if 'error' in r]
-    return '\n'.join(lines + [f"matmul yardstick: {yard:.1f} GFLOP/s ({results['device']}, {results['threads']} threads)"])
+    amp = results.get('amp', 'off')
+    foot = f"matmul yardstick: {yard:.1f} GFLOP/s ({results['device']}, {results['threads']} threads, fp32)"
+    return '\n'.join(lines + [foot + (f"; our side under --amp {amp}" if amp != 'off' else '')])
+
 
 def _ratio(a, b): return None if a is None or b is None or b == 0 else a / b
 
 def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: Sequence[str] = TASKS,
           repeats: int = 3, eval_images: int = 20, workers: int | None = None, infer_size=(375, 500),
           threads: int | None = None, reference_dir=None, flops: bool = True, seed: int = 0, verbose: bool = True,
-          processes: int | None = None) -> dict:
-    "Measure `tasks` (ours, and the authors' code when `reference_dir` is given); returns a JSON-able dict."
+          processes: int | None = None, amp: str = 'off') -> dict:
+    """Measure `tasks` (ours, and the authors' code when `reference_dir` is given); returns a JSON-able dict.
+    `amp`: our side's precision (`core.autocast_dtype`: 'off' is fp32; the reference always runs fp32)."""
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad: raise ValueError(f"unknown tasks {bad}; tasks: {', '.join(TASKS)}")
@@ -311,10 +318,11 @@ def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: 
     if workers is None: workers = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     if processes is None: processes = workers if device == 'cpu' else 1   # our evaluation: a network copy per core on a CPU
     if processes < 1: raise ValueError(f"processes must be >= 1, got {processes}")
+    autocast_dtype(device, amp)   # a bad --amp fails here, not in every measuring process
     if reference_dir is not None: _import_reference(reference_dir)   # fail early, with a clear message
     spec = dict(config=_config(config), device=device, batch=batch, size=size, repeats=repeats, eval_images=eval_images,
                 workers=workers, processes=processes, infer_size=tuple(infer_size), threads=threads, flops=flops, seed=seed,
-                reference_dir=None if reference_dir is None else str(reference_dir))
+                reference_dir=None if reference_dir is None else str(reference_dir), amp=amp)
     results = dict(spec, tasks=tasks, threads=threads or torch.get_num_threads(), torch=torch.__version__,
                    matmul_gflop_per_s=matmul_gflops(device), measurements=[], ratios={})
     sides = ['ours'] + (['reference'] if reference_dir is not None else [])
@@ -350,12 +358,13 @@ def clustercam_bench(
     reference_dir: Param("a checkout of the authors' code, to time it side by side (needs timm and einops)", str) = None,
     flops: Param("count FLOPs (one extra run per task)", bool_arg) = True,
     out: Param("JSON file for the results", str) = 'bench.json',
+    amp: Param("precision of our side: off (fp32, as the reference), bf16, fp16 (CUDA)", str) = 'off',
 ):
     "Time, peak memory and achieved GFLOP/s of training, CAMs, PAR, inference and evaluation; prints a table, writes JSON."
     try:
         h, w = (int(v) for v in infer_size.lower().split('x'))
         res = bench(config, device, batch, size, [t.strip() for t in tasks.split(',') if t.strip()], repeats, eval_images,
-                    workers, (h, w), threads, reference_dir, flops, processes=processes)
+                    workers, (h, w), threads, reference_dir, flops, processes=processes, amp=amp)
     except (ValueError, FileNotFoundError, ImportError) as e:
         sys.exit(f"clustercam_bench: {e}")
     print(table(res))

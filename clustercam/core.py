@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'get_device', 'seed_everything', 'atomic_path', 'atomic_torch_save',
-           'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize', 'repo_root', 'shared_dir',
-           'load_golden', 'cli']
+__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'get_device', 'autocast_dtype', 'autocast', 'seed_everything',
+           'atomic_path', 'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize',
+           'repo_root', 'shared_dir', 'load_golden', 'cli']
 
 # %% ../nbs/00_core.ipynb #4d31845d
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -24,6 +24,24 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"--device: {device!r} asked for CUDA, but torch.cuda.is_available() is False here")
     return dev
+
+# %% ../nbs/00_core.ipynb #d5da2912
+AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
+
+def autocast_dtype(device: str | torch.device, amp: str = 'auto') -> torch.dtype | None:
+    "The autocast dtype for `--amp amp` on `device`, or None for fp32."
+    if amp not in AMP_MODES: raise ValueError(f"--amp must be one of {AMP_MODES}, got {amp!r}")
+    device = torch.device(device)
+    if amp == 'off': return None
+    if device.type == 'cuda':
+        if amp == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if amp == 'bf16' else torch.float16
+    if amp == 'fp16': raise ValueError(f"--amp fp16 needs a CUDA device (fp16 autocast on {device.type} is slower than fp32); use bf16 or off")
+    return torch.bfloat16 if amp == 'bf16' else None   # 'auto' on a CPU: fp32
+
+def autocast(device: str | torch.device, dtype: torch.dtype | None):
+    "`torch.autocast` on `device`'s type with `dtype`, or a no-op context for None."
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #a0b37630
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from fastcore.script import Param, bool_arg
-from .core import get_device, atomic_path, atomic_write_json, atomic_write_text, cli
+from .core import get_device, atomic_path, atomic_write_json, atomic_write_text, cli, autocast, autocast_dtype
 from .model import ClusterCAM, load_checkpoint, from_reference
 from .refine import model_mode
 from .metrics import ConfusionMatrix
@@ -35,9 +35,10 @@ def _check_scales(scales) -> tuple:
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, image: torch.Tensor, scales: Sequence[float] = DEFAULT_SCALES,
-                  flip: bool = False) -> torch.Tensor:
+                  flip: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Decoder probabilities `(B, K+1, H, W)` of the normalised image(s) `image` (3,H,W) or (B,3,H,W):
-    softmax of the upsampled logits at each scale (and its mirror image with `flip`), maximum over them."""
+    softmax of the upsampled logits at each scale (and its mirror image with `flip`), maximum over them.
+    `amp_dtype`: run the network under autocast to that dtype (`core.autocast_dtype`); probabilities in fp32."""
     scales = _check_scales(scales)
     x = image[None] if image.ndim == 3 else image
     if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"predict_probs: image must be (3,H,W) or (B,3,H,W), got {tuple(image.shape)}")
@@ -49,7 +50,8 @@ def predict_probs(model: nn.Module, image: torch.Tensor, scales: Sequence[float]
             size = (int(H * s), int(W * s))
             xs = x if size == (H, W) else F.interpolate(x, size=size, mode='bilinear', align_corners=True)
             if flip: xs = torch.cat([xs, xs.flip(-1)])
-            logits = net(xs)[2].float()
+            with autocast(x.device, amp_dtype): logits = net(xs)[2]
+            logits = logits.float()
             probs = F.interpolate(logits, size=(H, W), mode='bilinear', align_corners=False).softmax(1)
             if flip: probs = torch.maximum(probs[:B], probs[B:].flip(-1))
             out = probs if out is None else torch.maximum(out, probs)
@@ -109,7 +111,9 @@ def model_from_checkpoint(weights, num_classes: int | None = None, num_heads: in
     if num_classes is not None and arch['num_classes'] != num_classes:
         raise ValueError(f"--weights{where} has {arch['num_classes']} classes but the data set has {num_classes}: "
                          "evaluate it on the data it was trained for (VOC 20, COCO 80, synthetic as written)")
-    model = ClusterCAM(**arch, drop_path_rate=0., clustering_block=cfg.get('clustering_block'))   # a trained variant's own block
+    # what the weights cannot tell: a trained variant's own block, the decoder's dilation (the authors' files: 5)
+    model = ClusterCAM(**arch, drop_path_rate=0., clustering_block=cfg.get('clustering_block'),
+                       decoder_dilation=cfg.get('decoder_dilation', 5))
     load_checkpoint(model, ck)
     info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou') if k in ck}, 'config': cfg}
     return model.to(get_device(device)).eval(), info
@@ -181,14 +185,16 @@ def default_workers() -> int:
 def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = DEFAULT_SCALES,
                    flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10,
                    progress=True, limit: int | None = None, palette: np.ndarray = VOC_PALETTE,
-                   num_workers: int = 0, processes: int = 1, shard: tuple[int, int] | None = None) -> SegResults | None:
+                   num_workers: int = 0, processes: int = 1, shard: tuple[int, int] | None = None,
+                   amp: str = 'off') -> SegResults | None:
     """Predict every image of `dataset` (a `WSSSDataset`, any kind: full-resolution images are read) with
     `predict_probs`; CRF as `crf` says ('off', 'on', 'both'); PNGs under `out` when given. Returns the
     `SegResults` (None when the data set has no ground truth). `workers`: CRF processes (default: all
     cores; 0 runs the CRF in this process). `num_workers`: image-loading processes. `processes`: copies
     of the network on the CPU, each with its share of the cores and of the images. `shard=(i, n)`: only
     images i, i+n, i+2n, ... (one rank's part; `merge_results` adds the parts). `progress`: a bar, or a
-    function called once per finished image."""
+    function called once per finished image. `amp`: the network's precision (`core.autocast_dtype`; 'off'
+    is fp32, the reference's numbers)."""
     variants = _variants(crf)
     scales = _check_scales(scales)
     K = dataset.num_classes
@@ -196,6 +202,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     if net.num_classes != K:
         raise ValueError(f"the model has {net.num_classes} classes but the data set has {K}")
     device = next(net.parameters()).device
+    amp_dtype = autocast_dtype(device, amp)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     if processes < 1: raise ValueError(f"processes must be >= 1, got {processes}")
     if processes > 1:
@@ -203,7 +210,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
         if device.type != 'cpu':
             raise ValueError("processes > 1 runs copies of the network on the CPU; for several GPUs, start clustercam_infer with torchrun")
         return _evaluate_in_processes(net, dataset, processes, progress, n, dict(
-            out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n))
+            out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n, amp=amp))
     index, count = shard or (0, 1)
     if not (count >= 1 and 0 <= index < count): raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
     out = Path(out) if out is not None else None
@@ -253,7 +260,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
         for i, (image, _, name, rgb) in zip(indices, loader):
             assert name == names[i]
             if has_gt: gts[i] = dataset.read_mask(i, size=tuple(rgb.shape[:2]))
-            probs = predict_probs(model, image.to(device), scales, flip)[0].cpu()
+            probs = predict_probs(model, image.to(device), scales, flip, amp_dtype)[0].cpu()
             left[i] = len(variants)
             if 'no_crf' in variants:
                 finish(i, 'no_crf', probs.argmax(0).numpy().astype(np.uint8)); done(i)
@@ -268,7 +275,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
         if pool is not None: pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None: bar.close()
     seconds = time.time() - t0
-    meta = {'images': len(indices), 'scales': list(scales), 'flip': flip, 'seconds': round(seconds, 2),
+    meta = {'images': len(indices), 'scales': list(scales), 'flip': flip, 'amp': amp, 'seconds': round(seconds, 2),
             'images_per_second': round(len(indices) / max(seconds, 1e-9), 3), 'crf_workers': workers if 'crf' in variants else 0}
     if count > 1: meta['shard'] = [index, count]
     if not has_gt: return None
@@ -318,7 +325,7 @@ def _evaluate_in_processes(net, dataset, processes, progress, n, kw) -> SegResul
     finally:
         if bar is not None: bar.close()
     seconds = time.time() - t0
-    meta = {'images': n, 'scales': list(kw['scales']), 'flip': kw['flip'], 'seconds': round(seconds, 2),
+    meta = {'images': n, 'scales': list(kw['scales']), 'flip': kw['flip'], 'amp': kw['amp'], 'seconds': round(seconds, 2),
             'images_per_second': round(n / max(seconds, 1e-9), 3), 'processes': processes, 'threads_per_process': threads,
             'crf_workers': 0}
     return merge_results(parts, meta)
@@ -344,6 +351,7 @@ def clustercam_infer(
     num_workers: Param("image-loading processes", int) = 0,
     progress: Param("show a progress bar", bool_arg) = True,
     processes: Param("copies of the network on the CPU, each on its share of the cores and images (several GPUs: torchrun)", int) = 1,
+    amp: Param("precision of the network: off (fp32, the reference's numbers), bf16 (CPU or CUDA), fp16 (CUDA), auto", str) = 'off',
 ):
     "Multi-scale inference with the segmentation decoder, optional dense CRF, PNGs and per-class IoU / mIoU."
     from clustercam.train import init_distributed, gather_objects   # here, not at the top: train imports a lot
@@ -356,7 +364,7 @@ def clustercam_infer(
         model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, env.device)
         shard = (env.rank, env.world_size) if env.distributed else None
         res = evaluate_split(model, ds, out, scales, flip, crf, workers, crf_iters, progress and env.main, limit,
-                             num_workers=num_workers, processes=processes, shard=shard)
+                             num_workers=num_workers, processes=processes, shard=shard, amp=amp)
     except (ValueError, FileNotFoundError, DataError) as e:
         sys.exit(f"clustercam_infer: {e}")
     if env.distributed:
