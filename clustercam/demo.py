@@ -122,7 +122,7 @@ def _backbone(out: Path, pretrain: bool, t0: float, threads) -> tuple[str, dict]
     "The `--init` file and what the report says of it: the shipped SYNTHETIC_VIT, or a fresh pretraining into out/pretrain."
     path = out/'pretrain'/'synthetic_vit.pth' if pretrain else SYNTHETIC_VIT
     if pretrain and not path.is_file():
-        _stamp(t0, f"pretraining the backbone into {path} (about 8 minutes on one core)")
+        _stamp(t0, f"pretraining the backbone into {path} (about 32 minutes on one core)")
         path.parent.mkdir(parents=True, exist_ok=True)
         pretrain_vit(path, threads=threads or 1)
     if not path.is_file():

@@ -19,9 +19,9 @@ __all__ = ['PRETRAIN_RECIPE', 'SYNTHETIC_VIT', 'object_centric_set', 'build_vit'
            'clustercam_pretrain']
 
 # %% ../nbs/31_pretrain.ipynb #3d2f2381
-PRETRAIN_RECIPE = dict(n_images=16000, n_val=600, image_size=64, patch_size=8, embed_dim=64, depth=3, num_heads=2,
-                       n_classes=6, steps=8000, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=200,
-                       label_smoothing=0.1, seed=7)
+PRETRAIN_RECIPE = dict(n_images=64000, n_val=600, image_size=64, patch_size=8, embed_dim=64, depth=3, num_heads=2,
+                       n_classes=6, steps=32000, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=200,
+                       label_smoothing=0.1, patch_weight=0.3, seed=7)
 
 def object_centric_set(n: int, size: int, n_classes: int = 6, seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` synthetic images with one object each, `(uint8 (n,3,S,S), long (n,))` with `S = size*9//8`, and
@@ -91,25 +91,34 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
         images, labels = data if data is not None else object_centric_set(r['n_images'], r['image_size'], r['n_classes'], r['seed'])
         torch.manual_seed(r['seed'])
         model = build_vit(**r)
+        # the patch head: the classes from the mean of the patch tokens, so that each patch token learns what it shows
+        patch_head = torch.nn.Linear(r['embed_dim'], r['n_classes']) if r['patch_weight'] else None
+        named = [*model.named_parameters(), *(patch_head.named_parameters('patch_head') if patch_head else [])]
         skip = set(model.no_weight_decay())
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and n not in skip]
-        rest = [p for n, p in model.named_parameters() if not (p.ndim > 1 and n not in skip)]
+        decay = [p for n, p in named if p.ndim > 1 and n not in skip]
+        rest = [p for n, p in named if not (p.ndim > 1 and n not in skip)]
         opt = torch.optim.AdamW([{'params': decay, 'weight_decay': r['weight_decay']}, {'params': rest, 'weight_decay': 0.}], lr=r['lr'])
         start, spent = 0, 0.0
         if state_file.is_file():
             state = torch.load(state_file, map_location='cpu', weights_only=False)
             if state['recipe'] == r:
                 model.load_state_dict(state['model']); opt.load_state_dict(state['optimizer'])
+                if patch_head is not None: patch_head.load_state_dict(state['patch_head'])
                 start, spent = state['step'], state['seconds']
                 print(f"pretrain: resuming {state_file} at step {start}", flush=True)
         def save_state(step):
             atomic_torch_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'step': step, 'recipe': r,
+                               'patch_head': patch_head.state_dict() if patch_head else None,
                                'seconds': spent + time.time() - t0}, state_file)
         model.train()
         for step in range(start + 1, r['steps'] + 1):
             for g in opt.param_groups: g['lr'] = _lr(step, r)
             x, y = _batch(images, labels, step, r)
-            loss = F.cross_entropy(model(x), y, label_smoothing=r['label_smoothing'])
+            tokens = model.forward_features(x)                                    # (B, 1+N, D)
+            loss = F.cross_entropy(model.forward_head(tokens), y, label_smoothing=r['label_smoothing'])
+            if patch_head is not None:
+                patch_logits = patch_head(tokens[:, model.num_prefix_tokens:].mean(1))
+                loss = loss + r['patch_weight'] * F.cross_entropy(patch_logits, y, label_smoothing=r['label_smoothing'])
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             if log_every and step % log_every == 0:
                 acc = vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
@@ -119,6 +128,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
             if save_every and step % save_every == 0 and step < r['steps']: save_state(step)
         acc = vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
         result = {'model': model.state_dict(), 'recipe': r, 'val_accuracy': acc, 'seconds': spent + time.time() - t0,
+                  'patch_head': patch_head.state_dict() if patch_head else None,
                   'format': 'timm VisionTransformer (DeiT names); load with clustercam.model.load_checkpoint(..., init=True)'}
         atomic_torch_save(result, out)
         state_file.unlink(missing_ok=True)
@@ -136,9 +146,11 @@ def clustercam_pretrain(
     n_images: Param("object-centric images to draw (the first n_val are held out)", int) = PRETRAIN_RECIPE['n_images'],
     image_size: Param("training crop size in pixels", int) = PRETRAIN_RECIPE['image_size'],
     seed: Param("seed of the images and of every step", int) = PRETRAIN_RECIPE['seed'],
+    patch_weight: Param("weight of the patch head's loss (0: class token only, as DeiT)", float) = PRETRAIN_RECIPE['patch_weight'],
     threads: Param("torch threads (1 reproduces the shipped file)", int) = 1,
 ):
     "Pretrain the synthetic-world ViT backbone (the demo's stand-in for ImageNet DeiT weights)."
-    try: res = pretrain_vit(out, threads=threads, steps=steps, n_images=n_images, image_size=image_size, seed=seed)
+    try: res = pretrain_vit(out, threads=threads, steps=steps, n_images=n_images, image_size=image_size, seed=seed,
+                            patch_weight=patch_weight)
     except (ValueError, TypeError) as e: sys.exit(f"clustercam_pretrain: {e}")
     print(f"wrote {res['path']}: held-out accuracy {res['val_accuracy']:.3f}, {res['seconds']:.0f} s")

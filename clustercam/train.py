@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from fastcore.script import Param, bool_arg
 from .core import get_device, seed_everything, atomic_torch_save, atomic_write_json, atomic_write_text, denormalize, cli
+from .core import AMP_MODES, autocast_dtype, autocast
 from .model import ClusterCAM, load_checkpoint
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .losses import seg_loss, cls_loss
@@ -38,9 +39,6 @@ class NonFiniteLoss(FloatingPointError):
 
 def _distributed() -> bool: return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
-def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-
 def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
     "The segmentation loss of this rank's batch, weighted so that the mean over ranks is the global-batch loss."
     logits = F.interpolate(seg_logits.float(), size=plabels.shape[-2:], mode='bilinear', align_corners=False)
@@ -63,11 +61,11 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
     net = getattr(model, 'module', model)
     optimizer.zero_grad(set_to_none=True)
     if not skip_seg:
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
         images01 = denormalize(images.float(), through_uint8=True)
         plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta)
-    with _autocast(device, amp_dtype):
+    with autocast(device, amp_dtype):
         cls_logits, pat_logits, seg_logits = model(images, skip_seg=skip_seg)
     cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(pat_logits.float(), labels)
     seg = cls.new_zeros(()) if skip_seg else _seg_term(seg_logits, plabels)
@@ -197,6 +195,7 @@ class TrainConfig:
     patch_size: int = 16
     model_img_size: int = 224           # img_size at construction: sets the stored position grid
     decoder_width: int = 128
+    decoder_dilation: int = 5           # of the LargeFOV's 3x3 convolutions (the reference's 5, for a 28x28 token grid)
     drop_rate: float = 0.
     drop_path: float = 0.1
     init: str | None = None             # ImageNet DeiT/ViT checkpoint file
@@ -226,7 +225,7 @@ class TrainConfig:
     # the run
     output_dir: str = 'runs/synthetic'
     device: str | None = None           # None: CUDA when available
-    amp: str = 'auto'                   # 'auto' (bf16 on CUDA when supported, else fp16), 'bf16', 'fp16', 'off'
+    amp: str = 'auto'                   # 'auto' (CUDA: bf16 when supported, else fp16; CPU: fp32), 'bf16', 'fp16' (CUDA), 'off'
     seed: int = 0
     num_workers: int = 4
     val_batch_size: int | None = None   # None: batch_size
@@ -250,8 +249,9 @@ PRESETS = {
     # `make demo`'s recipe (43_demo): the demo's data set, and a small ViT started from SYNTHETIC_VIT (31_pretrain)
     'demo': dict(dataset='synthetic', synth_train=1500, synth_val=100, synth_size=128, input_size=64, model_img_size=64,
                  patch_size=8, embed_dim=64, depth=3, num_heads=2, st_depth=3, decoder_width=64, drop_path=0.0,
-                 init=str(SYNTHETIC_VIT), epochs=20, skip_seg=10, batch_size=32, warmup_epochs=0, lr=0.016,
-                 aa='none', reprob=0.0, crop_scale=0.7, scales=(1.0,), cam_refine=False, output_dir='runs/demo_train'),
+                 init=str(SYNTHETIC_VIT), epochs=20, skip_seg=10, batch_size=32, warmup_epochs=0, lr=0.016, min_lr=3e-4,
+                 aa='none', reprob=0.0, crop_scale=0.7, scales=(1.0,), cam_refine=False, bg_thr=0.25,
+                 output_dir='runs/demo_train'),
 }
 
 def _tuple_fields(): return {f.name for f in dataclasses.fields(TrainConfig) if f.type == 'tuple'}
@@ -264,8 +264,10 @@ def _check_config(c: TrainConfig) -> TrainConfig:
     need(c.epochs >= 1 and 0 <= c.skip_seg <= c.epochs, f"need epochs >= 1 and 0 <= skip_seg <= epochs, got {c.epochs}, {c.skip_seg}")
     need(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
     need(c.input_size >= 2 * c.patch_size, f"input_size must be at least {2 * c.patch_size}, got {c.input_size}")
+    need(c.decoder_dilation >= 1, f"decoder_dilation must be >= 1, got {c.decoder_dilation}")
+
     need(c.scales and float(c.scales[0]) == 1.0, f"scales must start with 1.0, got {c.scales}")
-    need(c.amp in ('auto', 'bf16', 'fp16', 'off'), f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {c.amp!r}")
+    need(c.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {c.amp!r}")
     need(c.lr > 0 and c.warmup_epochs >= 0, f"need lr > 0 and warmup_epochs >= 0, got {c.lr}, {c.warmup_epochs}")
     need(c.save_every_steps >= 0 and c.log_every >= 0 and c.val_every >= 1, "save_every_steps, log_every must be >= 0, val_every >= 1")
     return c
@@ -378,7 +380,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
     try:
         for images, masks, labels, _ in loader:
             images, masks = images.to(env.device, non_blocking=True), masks.to(env.device, non_blocking=True)
-            with _autocast(env.device, amp_dtype):
+            with autocast(env.device, amp_dtype):
                 cls_logits, _, seg_logits = net(images, skip_seg=not segmentation)
             scores.append(cls_logits.float().sigmoid().cpu()); targets.append(labels.cpu())
             if segmentation:
@@ -417,11 +419,9 @@ class _StopFlag:
         for s, h in self._old.items(): signal.signal(s, h)
 
 def amp_setup(device: torch.device, amp: str):
-    "`(autocast dtype or None, GradScaler or None)` for `amp` on `device` (mixed precision on CUDA only)."
-    if device.type != 'cuda' or amp == 'off': return None, None
-    if amp == 'auto': amp = 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
-    if amp == 'bf16': return torch.bfloat16, None
-    return torch.float16, torch.amp.GradScaler('cuda')
+    "`(autocast dtype or None, GradScaler or None)` for `--amp amp` on `device` (`core.autocast_dtype`); fp16 scales the loss."
+    dtype = autocast_dtype(device, amp)
+    return dtype, (torch.amp.GradScaler('cuda') if dtype == torch.float16 else None)
 
 def _prepare_data(cfg: TrainConfig, env: DistEnv) -> str:
     "The data folder; the synthetic preset without `data_path` writes one into output_dir/data (rank 0)."
@@ -437,7 +437,8 @@ def build_model(cfg: TrainConfig, num_classes: int) -> ClusterCAM:
     "The network `cfg` describes: all its weights from `cfg.finetune` when given, else the backbone's from `cfg.init`."
     model = ClusterCAM(num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, st_depth=cfg.st_depth,
                        img_size=cfg.model_img_size, patch_size=cfg.patch_size, drop_rate=cfg.drop_rate,
-                       drop_path_rate=cfg.drop_path, decoder_width=cfg.decoder_width, clustering_block=cfg.clustering_block)
+                       drop_path_rate=cfg.drop_path, decoder_width=cfg.decoder_width, decoder_dilation=cfg.decoder_dilation,
+                       clustering_block=cfg.clustering_block)
     if cfg.finetune is not None: load_checkpoint(model, cfg.finetune)   # strict: every weight, same shapes
     elif cfg.init is not None: load_checkpoint(model, cfg.init, init=True)
     return model
@@ -653,6 +654,7 @@ def clustercam_train(
     patch_size: Param("patch size", int) = None,
     model_img_size: Param("image size at construction (stored position grid)", int) = None,
     decoder_width: Param("channels of the LargeFOV decoder", int) = None,
+    decoder_dilation: Param("dilation of the LargeFOV decoder's 3x3 convolutions", int) = None,
     drop_rate: Param("dropout", float) = None,
     drop_path: Param("stochastic depth rate", float) = None,
     lr: Param("base learning rate, scaled by global batch / 512", float) = None,
@@ -671,7 +673,7 @@ def clustercam_train(
     par_dilations: Param("PAR dilations", int, nargs='+') = None,
     par_iters: Param("PAR iterations", int) = None,
     seg_weight: Param("weight of the segmentation loss", float) = None,
-    amp: Param("mixed precision on CUDA: auto, bf16, fp16 or off", str) = None,
+    amp: Param("mixed precision: auto (CUDA: bf16 or fp16; CPU: fp32), bf16 (CPU too), fp16 (CUDA) or off", str) = None,
     seed: Param("random seed", int) = None,
     val_batch_size: Param("validation batch (default: --batch-size)", int) = None,
     val_every: Param("validate every this many epochs", int) = None,
