@@ -75,7 +75,7 @@ def write_report(out: Path, arms: list[dict], data_info: dict, timings: dict, fi
         'Training sees image-level labels only; the validation masks are used for evaluation only.', '',
         f"Model: embed {c['embed_dim']}, depth {c['depth']}, heads {c['num_heads']}, patch {c['patch_size']}, "
         f"input {c['input_size']} px; {c['epochs']} epochs ({c['skip_seg']} before the segmentation loss), batch "
-        f"{c['batch_size']}, lr {c['lr_scaled']:.3g} after scaling. The ablation differs only in st_depth=0.", '',
+        f"{c['batch_size']}, lr {c['lr_scaled']:.3g} after scaling, cosine to {c['min_lr']:.3g}. The ablation differs only in st_depth=0.", '',
         f"Pseudo labels: CAMs at scales {list(c['scales'])}, {'with' if c.get('cam_refine', True) else 'without'} the patch "
         f"affinity (`cam_refine`), background threshold {c['bg_thr']} +- {c['delta']}, PAR.", '',
         *([f"Initialisation: `{Path(backbone['path']).name}`, a plain ViT pretrained on object-centric synthetic images "

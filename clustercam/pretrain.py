@@ -91,7 +91,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
         images, labels = data if data is not None else object_centric_set(r['n_images'], r['image_size'], r['n_classes'], r['seed'])
         torch.manual_seed(r['seed'])
         model = build_vit(**r)
-        # the patch head: the classes from the mean of the patch tokens, so that each patch token learns what it shows
+        # the patch head: the classes from the mean of the patch tokens, a loss that reaches them and not only the class token
         patch_head = torch.nn.Linear(r['embed_dim'], r['n_classes']) if r['patch_weight'] else None
         named = [*model.named_parameters(), *(patch_head.named_parameters('patch_head') if patch_head else [])]
         skip = set(model.no_weight_decay())
