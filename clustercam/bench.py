@@ -14,7 +14,8 @@ from fastcore.script import Param, bool_arg
 from .core import get_device, atomic_write_json, normalize, cli, autocast, autocast_dtype
 
 # %% auto #0
-__all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'bench', 'clustercam_bench']
+__all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'unsteady', 'bench',
+           'clustercam_bench']
 
 # %% ../nbs/50_bench.ipynb #c7449fc7
 CONFIGS = {
@@ -299,7 +300,23 @@ def table(results: dict) -> str:
     lines += [f"{r['task']} ({r['side']}): {r['error']}" for r in results['measurements'] if 'error' in r]
     amp = results.get('amp', 'off')
     foot = f"matmul yardstick: {yard:.1f} GFLOP/s ({results['device']}, {results['threads']} threads, fp32)"
-    return '\n'.join(lines + [foot + (f"; our side under --amp {amp}" if amp != 'off' else '')])
+    foot += f"; our side under --amp {amp}" if amp != 'off' else ''
+    return '\n'.join(lines + [foot] + [f"warning: {n}" for n in unsteady(results)])
+
+def unsteady(results: dict, tol: float = 0.10) -> list[str]:
+    "Signs that the machine was not quiet: the yardstick moved, or one side's timed runs spread, by more than `tol`."
+    # on a shared machine the reference's memory-bound CAM pass slowed from 9.6 s to 14-20 s while ours
+    # moved from 6.6 s to 7.2 s: ratios from such a run flatter us, and the table should say so
+    notes = []
+    before, after = results.get('matmul_gflop_per_s'), results.get('matmul_gflop_per_s_after')
+    if before and after and abs(after / before - 1) > tol:
+        notes.append(f"the matmul yardstick read {before:.0f} GFLOP/s before and {after:.0f} after")
+    for r in results['measurements']:
+        ts = r.get('times_s') or []
+        if len(ts) > 1 and max(ts) > (1 + tol) * min(ts):
+            notes.append(f"{r['task']} ({r['side']}): timed runs from {min(ts):.3f} to {max(ts):.3f} s")
+    if notes: notes.append("the machine was busy: ratios can be off by 0.1 or more (memory-bound work slows most); run again")
+    return notes
 
 
 def _ratio(a, b): return None if a is None or b is None or b == 0 else a / b
@@ -339,6 +356,7 @@ def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: 
             results['ratios'][task] = dict(time=_ratio(o['time_s'], t['time_s']), images_per_s=_ratio(o['images_per_s'], t['images_per_s']),
                                            peak_mb=_ratio(o['peak_mb'], t['peak_mb']), added_mb=_ratio(o['added_mb'], t['added_mb']))
     results['matmul_gflop_per_s_after'] = matmul_gflops(device)
+    results['warnings'] = unsteady(results)
     return results
 
 # %% ../nbs/50_bench.ipynb #5aa4642a
