@@ -301,7 +301,8 @@ def table(results: dict) -> str:
     amp = results.get('amp', 'off')
     foot = f"matmul yardstick: {yard:.1f} GFLOP/s ({results['device']}, {results['threads']} threads, fp32)"
     foot += f"; our side under --amp {amp}" if amp != 'off' else ''
-    return '\n'.join(lines + [foot] + [f"warning: {n}" for n in unsteady(results)])
+    warnings = results['warnings'] if 'warnings' in results else unsteady(results)   # `bench` keeps them in the JSON
+    return '\n'.join(lines + [foot] + [f"warning: {n}" for n in warnings])
 
 def unsteady(results: dict, tol: float = 0.10) -> list[str]:
     "Signs that the machine was not quiet: the yardstick moved, or one side's timed runs spread, by more than `tol`."
@@ -317,7 +318,6 @@ def unsteady(results: dict, tol: float = 0.10) -> list[str]:
             notes.append(f"{r['task']} ({r['side']}): timed runs from {min(ts):.3f} to {max(ts):.3f} s")
     if notes: notes.append("the machine was busy: ratios can be off by 0.1 or more (memory-bound work slows most); run again")
     return notes
-
 
 def _ratio(a, b): return None if a is None or b is None or b == 0 else a / b
 

@@ -106,9 +106,10 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
                 if patch_head is not None: patch_head.load_state_dict(state['patch_head'])
                 start, spent = state['step'], state['seconds']
                 print(f"pretrain: resuming {state_file} at step {start}", flush=True)
+        def head_state(): return patch_head.state_dict() if patch_head is not None else None
         def save_state(step):
             atomic_torch_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'step': step, 'recipe': r,
-                               'patch_head': patch_head.state_dict() if patch_head else None,
+                               'patch_head': head_state(),
                                'seconds': spent + time.time() - t0}, state_file)
         model.train()
         for step in range(start + 1, r['steps'] + 1):
@@ -128,7 +129,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
             if save_every and step % save_every == 0 and step < r['steps']: save_state(step)
         acc = vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
         result = {'model': model.state_dict(), 'recipe': r, 'val_accuracy': acc, 'seconds': spent + time.time() - t0,
-                  'patch_head': patch_head.state_dict() if patch_head else None,
+                  'patch_head': head_state(),
                   'format': 'timm VisionTransformer (DeiT names); load with clustercam.model.load_checkpoint(..., init=True)'}
         atomic_torch_save(result, out)
         state_file.unlink(missing_ok=True)

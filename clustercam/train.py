@@ -265,7 +265,6 @@ def _check_config(c: TrainConfig) -> TrainConfig:
     need(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
     need(c.input_size >= 2 * c.patch_size, f"input_size must be at least {2 * c.patch_size}, got {c.input_size}")
     need(c.decoder_dilation >= 1, f"decoder_dilation must be >= 1, got {c.decoder_dilation}")
-
     need(c.scales and float(c.scales[0]) == 1.0, f"scales must start with 1.0, got {c.scales}")
     need(c.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {c.amp!r}")
     need(c.lr > 0 and c.warmup_epochs >= 0, f"need lr > 0 and warmup_epochs >= 0, got {c.lr}, {c.warmup_epochs}")
