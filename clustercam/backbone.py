@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 
 # %% auto #0
-__all__ = ['PatchEmbed', 'resize_pos_embed', 'TokenAttention', 'PlainBlock']
+__all__ = ['PatchEmbed', 'resize_pos_embed', 'onednn_linear', 'TokenAttention', 'PlainBlock']
 
 # %% ../nbs/10_backbone.ipynb #c84a28a6
 class PatchEmbed(nn.Module):
@@ -40,13 +40,28 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid: tuple[int, 
     assert patch.shape[-2:] == (h0, w0), f"position grid {tuple(patch.shape[-2:])} != patch grid {grid}"
     return torch.cat([prefix, patch.flatten(2).transpose(1, 2)], dim=1)
 
+# %% ../nbs/10_backbone.ipynb #06e74669
+def onednn_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    "`layer(x)`; without gradient on a multi-threaded CPU in fp32, as a 1x1 convolution (oneDNN), for large products."
+    w = layer.weight
+    if (torch.is_grad_enabled() or x.device.type != 'cpu' or x.dtype != torch.float32 or w.dtype != torch.float32
+            or torch.is_autocast_enabled('cpu') or torch.get_num_threads() < 2 or x.numel() * w.shape[0] < 2 ** 27):
+        return layer(x)
+    rows = x.reshape(1, -1, 1, x.shape[-1])              # (1, T, 1, D): the tokens, row-major
+    out = F.conv2d(rows.permute(0, 3, 1, 2), w[:, :, None, None], layer.bias)   # a channels-last (1, D, T, 1) view
+    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], w.shape[0])        # channels-last out: (T, D') row-major
+
 # %% ../nbs/10_backbone.ipynb #72a5921c
-def _head_mean(w: torch.Tensor, rows: int = 128) -> torch.Tensor:
-    "Mean over dim 1 of the strided view `w` (B,H,N,N), rounded as `w.contiguous().mean(1)`, copying `rows` rows at a time."
+def _head_mean(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    "Mean over dim 1 of the strided view `w` (B,H,R,C), rounded as `w.contiguous().mean(1)`; into `out` (B,R,C) if given."
     if w.requires_grad: return w.contiguous().mean(1)
-    out = w.new_empty(w.shape[0], *w.shape[2:])
-    for i in range(0, w.shape[2], rows): torch.mean(w[:, :, i:i + rows].contiguous(), 1, out=out[:, i:i + rows])
-    return out
+    # a contiguous mean over dim 1 adds the heads in order and then divides: so do we, straight from the
+    # strided view (a reduction over the view itself adds in another order; a contiguous copy costs a pass)
+    H = w.shape[1]
+    if H == 1: out = w[:, 0].clone() if out is None else out.copy_(w[:, 0])
+    else: out = torch.add(w[:, 0], w[:, 1], out=out)
+    for h in range(2, H): out.add_(w[:, h])
+    return out.div_(H)
 
 def _attention_bf16_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, rows: int = 256) -> torch.Tensor:
     "softmax(q k^T * scale) v of bf16 CPU tensors without gradient: bf16 matrix products, a block of `rows` queries at a time."
@@ -73,7 +88,7 @@ class TokenAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, num_classes: int, patch_weights: bool = False):
         B, T, D = x.shape
-        q, k, v = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = onednn_linear(self.qkv, x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
         K = num_classes
         if patch_weights and not q.requires_grad:   # the CAM passes (no gradient): blocks of query rows
             return self._weights_in_chunks(x, q, k, v, K)
@@ -92,7 +107,7 @@ class TokenAttention(nn.Module):
             else: patch_out = F.scaled_dot_product_attention(q[:, :, K:], k, v)        # weights never stored
             out = torch.cat([class_attn @ v, patch_out], dim=2)
             class_to_patch, patch_to_patch = class_attn[..., K:], None
-        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, T, D)))
+        out = self.proj_drop(onednn_linear(self.proj, out.transpose(1, 2).reshape(B, T, D)))
         return out, class_to_patch, patch_to_patch
 
     def _weights_in_chunks(self, x, q, k, v, K: int, rows: int = 128):
@@ -102,21 +117,26 @@ class TokenAttention(nn.Module):
         # measured best (3-scale CAMs of DeiT-S at 448 on 2 cores: 7.7 s against 8.5 s for the whole buffer).
         B, H, T, Dh = q.shape
         N = T - K
+        # A power-of-two scale (head width 64: 1/8) is exact, so scaling the (T, Dh) queries once gives the
+        # numbers of scaling every block of (rows, T) scores, for 1/T of the work.
+        prescale = math.frexp(self.scale)[0] == 0.5
+        if prescale: q = q * self.scale
         # K^T and V made contiguous once: as strided views of the qkv output, every block's product would copy them
         kt, v = k.transpose(-2, -1).contiguous(), v.contiguous()
-        out = q.new_empty(B, H, T, Dh)
+        out = q.new_empty(B, T, H, Dh)   # token-major, the layout `proj` reads: no copy at the end
         class_to_patch = q.new_empty(B, H, K, N)
         patch_to_patch = q.new_empty(B, N, N)
         for i in range(0, T, rows):
             j = min(i + rows, T)
             w = q[:, :, i:j] @ kt                                                         # (B,H,r,T)
-            w = torch.softmax(w.mul_(self.scale), -1, out=w)
-            out[:, :, i:j] = w @ v
+            if not prescale: w.mul_(self.scale)
+            w = torch.softmax(w, -1, out=w)
+            out[:, i:j] = (w @ v).transpose(1, 2)
             if i < K: class_to_patch[:, :, i:min(j, K)] = w[:, :, :min(j, K) - i, K:]
             if j > K:
                 a = max(i, K)
-                torch.mean(w[:, :, a - i:, K:].contiguous(), 1, out=patch_to_patch[:, a - K:j - K])   # rounded as the reference
-        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, T, self.num_heads * Dh)))
+                _head_mean(w[:, :, a - i:, K:], out=patch_to_patch[:, a - K:j - K])     # rounded as the reference
+        out = self.proj_drop(onednn_linear(self.proj, out.reshape(B, T, H * Dh)))
         return out, class_to_patch, patch_to_patch
 
 # %% ../nbs/10_backbone.ipynb #1905a228
@@ -134,5 +154,13 @@ class PlainBlock(nn.Module):
     def forward(self, x: torch.Tensor, num_classes: int, grid: tuple[int, int], patch_weights: bool = False):
         y, class_to_patch, patch_to_patch = self.attn(self.norm1(x), num_classes, patch_weights)
         x = x + self.drop_path(y)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.feed_forward(self.norm2(x)))
         return x, class_to_patch, patch_to_patch
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        "`self.mlp(x)`; without gradient, through `onednn_linear`, and GELU in place: one (B, T, 4D) buffer fewer."
+        m = self.mlp
+        if torch.is_grad_enabled() or type(m.act) is not nn.GELU or m.act.approximate != 'none': return m(x)
+        hidden = onednn_linear(m.fc1, x)
+        torch.ops.aten.gelu_(hidden)
+        return m.drop2(onednn_linear(m.fc2, m.norm(m.drop1(hidden))))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn as nn
-from .backbone import PlainBlock
+from .backbone import PlainBlock, onednn_linear
 from .clustering import soft_cluster
 
 # %% auto #0
@@ -33,11 +33,11 @@ class ClusteringBlock(PlainBlock):
         "Steps 2-3: returns new class tokens, cluster outputs, assignment Q and class-to-cluster weights."
         B, N, D = patch_tokens.shape
         K, H = class_tokens.shape[1], self.attn.num_heads
-        z = self.cluster_norm(self.cluster_proj(patch_tokens))
+        z = self.cluster_norm(onednn_linear(self.cluster_proj, patch_tokens))
         assign, centres = soft_cluster(z.transpose(1, 2).reshape(B, D, *grid), self.grid, self.n_iter)
         M = centres.shape[1]
         t = torch.cat([self.class_norm(class_tokens), self.centre_norm(centres)], dim=1)     # (B,K+M,D)
-        q, k, v = self.cluster_qkv(t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
+        q, k, v = onednn_linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
         weights = ((q @ k.transpose(-2, -1)) * self.attn.scale).softmax(-1)                  # (B,H,K+M,K+M)
         out = (weights @ v).transpose(1, 2).reshape(B, K + M, D)
         return self.class_proj(out[:, :K]), out[:, K:], assign, weights[:, :, :K, K:]
@@ -52,5 +52,5 @@ class ClusteringBlock(PlainBlock):
                                        1).transpose(-2, -1)
         mixed = (1 - self.mix) * class_to_patch + self.mix * cluster_to_patch                 # A_mix
         x = x + self.drop_path(y) + self.drop_path(torch.cat([new_class, assign @ cluster_out], dim=1))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.feed_forward(self.norm2(x)))
         return x, mixed, patch_to_patch
