@@ -40,7 +40,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid: tuple[int, 
     assert patch.shape[-2:] == (h0, w0), f"position grid {tuple(patch.shape[-2:])} != patch grid {grid}"
     return torch.cat([prefix, patch.flatten(2).transpose(1, 2)], dim=1)
 
-# %% ../nbs/10_backbone.ipynb #06e74669
+# %% ../nbs/10_backbone.ipynb #14cbf4ed
 def onednn_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     "`layer(x)`; without gradient on a multi-threaded CPU in fp32, as a 1x1 convolution (oneDNN), for large products."
     w = layer.weight
@@ -54,12 +54,13 @@ def onednn_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/10_backbone.ipynb #72a5921c
 def _head_mean(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     "Mean over dim 1 of the strided view `w` (B,H,R,C), rounded as `w.contiguous().mean(1)`; into `out` (B,R,C) if given."
-    if w.requires_grad: return w.contiguous().mean(1)
-    # a contiguous mean over dim 1 adds the heads in order and then divides: so do we, straight from the
-    # strided view (a reduction over the view itself adds in another order; a contiguous copy costs a pass)
     H = w.shape[1]
-    if H == 1: out = w[:, 0].clone() if out is None else out.copy_(w[:, 0])
-    else: out = torch.add(w[:, 0], w[:, 1], out=out)
+    if w.requires_grad or H > 16 or (w.shape[2] * w.shape[3]) % 64:
+        return torch.mean(w.contiguous(), 1, out=out)
+    # ATen's mean over dim 1 of a contiguous copy adds up to 16 heads in order, then divides, wherever its
+    # 64-float unroll is full: so do we, straight from the strided view, without the copy (a pass over the
+    # weights). Where the unroll is not full, its remainder loop adds in other orders: there, the copy.
+    out = torch.add(w[:, 0], w[:, 1], out=out) if H > 1 else (w[:, 0].clone() if out is None else out.copy_(w[:, 0]))
     for h in range(2, H): out.add_(w[:, h])
     return out.div_(H)
 
