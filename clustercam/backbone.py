@@ -41,15 +41,38 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid: tuple[int, 
     return torch.cat([prefix, patch.flatten(2).transpose(1, 2)], dim=1)
 
 # %% ../nbs/10_backbone.ipynb #14cbf4ed
-def onednn_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    "`layer(x)`; without gradient on a multi-threaded CPU in fp32, as a 1x1 convolution (oneDNN), for large products."
-    w = layer.weight
-    if (torch.is_grad_enabled() or x.device.type != 'cpu' or x.dtype != torch.float32 or w.dtype != torch.float32
-            or torch.is_autocast_enabled('cpu') or torch.get_num_threads() < 2 or x.numel() * w.shape[0] < 2 ** 27):
-        return layer(x)
+def _rows_as_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    "`F.linear(x, weight, bias)` as a 1x1 convolution over a channels-last view of the rows: oneDNN's kernels, no copy."
     rows = x.reshape(1, -1, 1, x.shape[-1])              # (1, T, 1, D): the tokens, row-major
-    out = F.conv2d(rows.permute(0, 3, 1, 2), w[:, :, None, None], layer.bias)   # a channels-last (1, D, T, 1) view
-    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], w.shape[0])        # channels-last out: (T, D') row-major
+    out = F.conv2d(rows.permute(0, 3, 1, 2), weight[:, :, None, None], bias)   # a channels-last (1, D, T, 1) view
+    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])   # channels-last out: (T, D') row-major
+
+class _ConvForwardLinear(torch.autograd.Function):
+    "A linear layer whose forward is `_rows_as_conv` and whose backward is `F.linear`'s (the same products, the same bits)."
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _rows_as_conv(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1])
+        grad_x = (g @ weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        grad_w = g.t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        grad_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+def onednn_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    "`layer(x)`; on a multi-threaded CPU in fp32, for large products, with the forward product as a 1x1 convolution (oneDNN)."
+    w = layer.weight
+    if (x.device.type != 'cpu' or x.dtype != torch.float32 or w.dtype != torch.float32 or torch.is_autocast_enabled('cpu')
+            or torch.get_num_threads() < 2 or x.numel() * w.shape[0] < 2 ** 27):
+        return layer(x)
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+        return _ConvForwardLinear.apply(x, w, layer.bias)   # training: oneDNN forward, the BLAS's backward
+    return _rows_as_conv(x, w, layer.bias)
 
 # %% ../nbs/10_backbone.ipynb #72a5921c
 def _head_mean(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -159,9 +182,9 @@ class PlainBlock(nn.Module):
         return x, class_to_patch, patch_to_patch
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        "`self.mlp(x)`; without gradient, through `onednn_linear`, and GELU in place: one (B, T, 4D) buffer fewer."
+        "`self.mlp(x)` through `onednn_linear`; without gradient, GELU in place: one (B, T, 4D) buffer fewer."
         m = self.mlp
-        if torch.is_grad_enabled() or type(m.act) is not nn.GELU or m.act.approximate != 'none': return m(x)
         hidden = onednn_linear(m.fc1, x)
-        torch.ops.aten.gelu_(hidden)
+        if torch.is_grad_enabled() or type(m.act) is not nn.GELU or m.act.approximate != 'none': hidden = m.act(hidden)
+        else: torch.ops.aten.gelu_(hidden)
         return m.drop2(onednn_linear(m.fc2, m.norm(m.drop1(hidden))))
