@@ -115,7 +115,7 @@ class TokenAttention(nn.Module):
         q, k, v = onednn_linear(self.qkv, x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
         K = num_classes
         if patch_weights and not q.requires_grad:   # the CAM passes (no gradient): blocks of query rows
-            return self._weights_in_chunks(x, q, k, v, K)
+            return self._weights_in_chunks(q, k, v, K)
         if patch_weights:
             # one (B,H,T,T) buffer: scaled and softmaxed in place -- bit for bit `((q @ k^T) * scale).softmax(-1)`
             attn = q @ k.transpose(-2, -1)                                               # (B,H,T,T)
@@ -134,7 +134,7 @@ class TokenAttention(nn.Module):
         out = self.proj_drop(onednn_linear(self.proj, out.transpose(1, 2).reshape(B, T, D)))
         return out, class_to_patch, patch_to_patch
 
-    def _weights_in_chunks(self, x, q, k, v, K: int, rows: int = 128):
+    def _weights_in_chunks(self, q, k, v, K: int, rows: int = 128):
         "The CAM pass (no gradient): weights formed, used and head-averaged a block of `rows` queries at a time."
         # The full (B,H,T,T) weights are 150 MB for a batch of 4 at 1.25 x 448: writing them out and reading them
         # back three times (softmax, weights x V, head mean) made the pass memory-bound. Blocks of 128 query rows
