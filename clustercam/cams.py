@@ -10,12 +10,13 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from fastcore.script import Param, bool_arg
+from fastcore.script import Param, bool_arg, store_true
 from .core import atomic_path, atomic_write_json, atomic_write_text, cli
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .metrics import ConfusionMatrix
 from .data import get_dataset, save_mask, DataError
-from .infer import model_from_checkpoint, SegResults
+from .infer import SegResults
+from .checkpoint import model_from_checkpoint
 
 # %% auto #0
 __all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'cams_for_split', 'cams_report', 'clustercam_cams']
@@ -139,13 +140,14 @@ def clustercam_cams(
     limit: Param("only the first N images", int) = None,
     progress: Param("show a progress bar", bool_arg) = True,
     refine: Param("CAMs times the patch affinity (default: as the checkpoint was trained; the authors' files: yes)", bool_arg) = None,
+    trust_checkpoint: Param("load --weights with full pickle, which can run code: only for files you trust", store_true) = False,
 ):
     "CAMs, seeds and PAR pseudo labels of a split, with their mIoU where ground truth exists."
     try:
         if weights is None: raise ValueError("--weights is required")
         if data_path is None: raise ValueError("--data-path is required")
         ds = get_dataset(dataset, data_path, split, kind='infer')
-        model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, device)
+        model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, device, trusted=trust_checkpoint)
         if refine is None: refine = info['config'].get('cam_refine', True)
         res = cams_for_split(model, ds, out, scales, bg_thr, delta, sweep, crf, None, n_layers, npy, limit, progress, refine)
     except (ValueError, FileNotFoundError, DataError) as e:

@@ -150,12 +150,15 @@ def _dashed_parser(func) -> argparse.ArgumentParser:
     return p
 
 def cli(func):
-    "Decorator: `func()` with no arguments parses `sys.argv` (options `--like-this` or `--like_this`)."
+    """Decorator: `func()` with no arguments parses `sys.argv` (options `--like-this` or `--like_this`) and returns
+    None, so that a console script, which hands the return value to `sys.exit`, exits 0; `func(argv=[...])` returns
+    what `func` returns."""
     @functools.wraps(func)
     def _f(*args, argv: list | None = None, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         parsed = vars(_dashed_parser(func).parse_args(sys.argv[1:] if argv is None else argv))
         for extra in ('pdb', 'xtra'): parsed.pop(extra, None)
-        return func(**parsed)
+        result = func(**parsed)
+        return result if argv is not None else None
     _f.parser = lambda: _dashed_parser(func)
     return _f

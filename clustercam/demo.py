@@ -12,7 +12,8 @@ from .core import atomic_write_text, atomic_write_json, seed_everything
 from .synthetic import make_synthetic_voc
 from .data import get_dataset
 from .metrics import ConfusionMatrix
-from .infer import model_from_checkpoint, evaluate_split, SegResults
+from .infer import evaluate_split, SegResults
+from .checkpoint import model_from_checkpoint, read_checkpoint
 from .figures import training_curves, prediction_grid_from_dirs, attention_figure, cam_overlays
 from .pretrain import SYNTHETIC_VIT, pretrain_vit
 
@@ -128,7 +129,7 @@ def _backbone(out: Path, pretrain: bool, t0: float, threads) -> tuple[str, dict]
     if not path.is_file():
         raise FileNotFoundError(f"the pretrained backbone {str(path)!r} is missing: reinstall clustercam, or run the demo "
                                 "with --pretrain to make it (python -m clustercam.demo --pretrain)")
-    info = torch.load(path, map_location='cpu', weights_only=False)
+    info = read_checkpoint(path, '--pretrained-backbone')
     return str(path), {'path': str(path), 'val_accuracy': info['val_accuracy'], 'recipe': info['recipe'], 'seconds': info['seconds']}
 
 def run_demo(out: str | os.PathLike = 'runs/demo', quick: bool = False, ablation: bool = True,

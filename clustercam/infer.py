@@ -13,16 +13,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from fastcore.script import Param, bool_arg
+from fastcore.script import Param, bool_arg, store_true
 from .core import get_device, atomic_path, atomic_write_json, atomic_write_text, cli, autocast, autocast_dtype
-from .model import ClusterCAM, load_checkpoint, from_reference
+from .model import ClusterCAM
+from .checkpoint import model_from_checkpoint, CheckpointError
 from .refine import model_mode
 from .metrics import ConfusionMatrix
 from .data import get_dataset, save_mask, VOC_PALETTE, DataError
 
 # %% auto #0
-__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'predict_probs', 'arch_from_state_dict', 'read_checkpoint', 'model_from_checkpoint',
-           'SegResults', 'default_workers', 'evaluate_split', 'merge_results', 'clustercam_infer']
+__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'predict_probs', 'SegResults', 'default_workers', 'evaluate_split', 'merge_results',
+           'clustercam_infer']
 
 # %% ../nbs/40_infer.ipynb #359c5756
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -57,67 +58,6 @@ def predict_probs(model: nn.Module, image: torch.Tensor, scales: Sequence[float]
             if flip: probs = torch.maximum(probs[:B], probs[B:].flip(-1))
             out = probs if out is None else torch.maximum(out, probs)
     return out
-
-# %% ../nbs/40_infer.ipynb #5174fb09
-def _state_of(ckpt: dict) -> dict:
-    sd = ckpt.get('model', ckpt.get('state_dict', ckpt)) if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError("not a model checkpoint: expected a state dict, or a dict with one under 'model'")
-    return from_reference(sd)
-
-def arch_from_state_dict(state: dict, num_heads: int | None = None) -> dict:
-    "`ClusterCAM` keyword arguments that fit the weights `state` (ours or the authors', `module.` or not)."
-    sd = _state_of(state)
-    need = ('cls_token', 'pos_embed', 'patch_embed.proj.weight', 'head.weight', 'decoder.conv6.weight')
-    missing = [k for k in need if k not in sd]
-    if missing: raise ValueError(f"not a ClusterCAM checkpoint: it lacks {missing}")
-    _, K, D = sd['cls_token'].shape
-    depth = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('blocks.'))
-    clustering = [i for i in range(depth) if f'blocks.{i}.cluster_qkv.weight' in sd]
-    st = len(clustering)
-    if clustering != list(range(depth - st, depth)):
-        raise ValueError(f"clustering blocks must be the last ones, found them at {clustering} of {depth}")
-    patch = sd['patch_embed.proj.weight'].shape[-1]
-    side = math.isqrt(sd['pos_embed'].shape[1] - K)
-    feat = sd['head.weight'].shape[1]
-    if st:
-        heads, rest = divmod(feat - D, st * K)
-        if rest or heads < 1: raise ValueError(f"CAM head input width {feat} is not D + st_depth*H*K = {D} + {st}*H*{K}")
-        if num_heads is not None and num_heads != heads:
-            raise ValueError(f"num_heads={num_heads} given, but the weights have {heads} heads")
-    else: heads = num_heads or max(1, D // 64)
-    return dict(num_classes=K, embed_dim=D, depth=depth, num_heads=heads, st_depth=st, img_size=side * patch,
-                patch_size=patch, decoder_width=sd['decoder.conv6.weight'].shape[0],
-                mlp_ratio=sd['blocks.0.mlp.fc1.weight'].shape[0] / D, qkv_bias='blocks.0.attn.qkv.bias' in sd)
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    "The checkpoint file `path` as a dict; clear errors for a missing or unreadable file."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"--weights: checkpoint {str(path)!r} does not exist")
-    try: ck = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e: raise ValueError(f"--weights: checkpoint {str(path)!r} could not be read: {e}") from None
-    if not isinstance(ck, dict): raise ValueError(f"--weights: {str(path)!r} holds a {type(ck).__name__}, not a checkpoint dict")
-    return ck
-
-def model_from_checkpoint(weights, num_classes: int | None = None, num_heads: int | None = None,
-                          device: str | torch.device | None = None) -> tuple[ClusterCAM, dict]:
-    """`(model in eval mode on device, info)` from a checkpoint path or dict. `num_classes`: what the data
-    set has; a checkpoint with another class count is an error. `info`: the architecture and the
-    checkpoint's own facts (epoch, config) when it has them."""
-    where = f" {str(weights)!r}" if isinstance(weights, (str, os.PathLike)) else ''
-    ck = read_checkpoint(weights) if isinstance(weights, (str, os.PathLike)) else weights
-    cfg = ck.get('config') if isinstance(ck.get('config'), dict) else {}
-    try: arch = arch_from_state_dict(ck, num_heads if num_heads is not None else cfg.get('num_heads'))
-    except ValueError as e: raise ValueError(f"--weights{where}: {e}") from None
-    if num_classes is not None and arch['num_classes'] != num_classes:
-        raise ValueError(f"--weights{where} has {arch['num_classes']} classes but the data set has {num_classes}: "
-                         "evaluate it on the data it was trained for (VOC 20, COCO 80, synthetic as written)")
-    # what the weights cannot tell: a trained variant's own block, the decoder's dilation (the authors' files: 5)
-    model = ClusterCAM(**arch, drop_path_rate=0., clustering_block=cfg.get('clustering_block'),
-                       decoder_dilation=cfg.get('decoder_dilation', 5))
-    load_checkpoint(model, ck)
-    info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou') if k in ck}, 'config': cfg}
-    return model.to(get_device(device)).eval(), info
 
 # %% ../nbs/40_infer.ipynb #f55d69e7
 class SegResults:
@@ -353,6 +293,7 @@ def clustercam_infer(
     progress: Param("show a progress bar", bool_arg) = True,
     processes: Param("copies of the network on the CPU, each on its share of the cores and images (several GPUs: torchrun)", int) = 1,
     amp: Param("precision of the network: off (fp32, the reference's numbers), bf16 (CPU or CUDA), fp16 (CUDA), auto", str) = 'off',
+    trust_checkpoint: Param("load --weights with full pickle, which can run code: only for files you trust", store_true) = False,
 ):
     "Multi-scale inference with the segmentation decoder, optional dense CRF, PNGs and per-class IoU / mIoU."
     from clustercam.train import init_distributed, gather_objects   # here, not at the top: train imports a lot
@@ -362,11 +303,11 @@ def clustercam_infer(
         env = init_distributed(device)   # under torchrun: one shard of the images per process
         if env.distributed and processes > 1: raise ValueError("--processes > 1 and torchrun: choose one")
         ds = get_dataset(dataset, data_path, split, kind='infer')
-        model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, env.device)
+        model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, env.device, trusted=trust_checkpoint)
         shard = (env.rank, env.world_size) if env.distributed else None
         res = evaluate_split(model, ds, out, scales, flip, crf, workers, crf_iters, progress and env.main, limit,
                              num_workers=num_workers, processes=processes, shard=shard, amp=amp)
-    except (ValueError, FileNotFoundError, DataError) as e:
+    except (ValueError, FileNotFoundError, DataError, CheckpointError) as e:
         sys.exit(f"clustercam_infer: {e}")
     if env.distributed:
         parts = gather_objects(res, env)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.script import Param
 from .core import cli, atomic_torch_save
+from .checkpoint import read_checkpoint
 from .synthetic import synth_sample, SYNTH_CLASSES
 
 # %% auto #0
@@ -100,7 +101,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
         opt = torch.optim.AdamW([{'params': decay, 'weight_decay': r['weight_decay']}, {'params': rest, 'weight_decay': 0.}], lr=r['lr'])
         start, spent = 0, 0.0
         if state_file.is_file():
-            state = torch.load(state_file, map_location='cpu', weights_only=False)
+            state = read_checkpoint(state_file, 'pretraining state')
             if state['recipe'] == r:
                 model.load_state_dict(state['model']); opt.load_state_dict(state['optimizer'])
                 if patch_head is not None: patch_head.load_state_dict(state['patch_head'])
@@ -130,7 +131,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
         acc = vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
         result = {'model': model.state_dict(), 'recipe': r, 'val_accuracy': acc, 'seconds': spent + time.time() - t0,
                   'patch_head': head_state(),
-                  'format': 'timm VisionTransformer (DeiT names); load with clustercam.model.load_checkpoint(..., init=True)'}
+                  'format': 'timm VisionTransformer (DeiT names); load with clustercam.checkpoint.load_checkpoint(..., init=True)'}
         atomic_torch_save(result, out)
         state_file.unlink(missing_ok=True)
         return {k: v for k, v in result.items() if k != 'model'} | {'path': out}

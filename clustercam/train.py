@@ -16,7 +16,8 @@ import torch.distributed as dist
 from fastcore.script import Param, bool_arg
 from .core import get_device, seed_everything, atomic_torch_save, atomic_write_json, atomic_write_text, denormalize, cli
 from .core import AMP_MODES, autocast_dtype, autocast
-from .model import ClusterCAM, load_checkpoint
+from .model import ClusterCAM
+from .checkpoint import load_checkpoint, read_checkpoint
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .losses import seg_loss, cls_loss
 from .pretrain import SYNTHETIC_VIT
@@ -198,7 +199,7 @@ class TrainConfig:
     decoder_dilation: int = 5           # of the LargeFOV's 3x3 convolutions (the reference's 5, for a 28x28 token grid)
     drop_rate: float = 0.
     drop_path: float = 0.1
-    init: str | None = None             # ImageNet DeiT/ViT checkpoint file
+    init: str | None = None             # ImageNet DeiT/ViT weights: a file or a timm model name
     finetune: str | None = None         # a whole ClusterCAM checkpoint (ours or the authors') to start from; init unused
     clustering_block: str | None = None # 'package.module:Class', a ClusteringBlock subclass (None: ClusterCAM's)
     # optimisation
@@ -237,6 +238,7 @@ class TrainConfig:
     progress: bool = True
     resume: str | None = None           # a checkpoint, or 'auto' (output_dir/checkpoint_last.pth when there)
     stop_at_step: int | None = None     # stop (saving `last`) after this many steps in all
+    trust_checkpoint: bool = False      # read --init/--finetune/--resume files with full pickle (only files you trust)
 
 PRESETS = {
     'voc': dict(dataset='voc', train_split='train_aug', val_split='val', input_size=448, embed_dim=384, depth=12,
@@ -325,13 +327,17 @@ def gather_objects(obj, env: DistEnv) -> list:
 # %% ../nbs/30_train.ipynb #36c22f88
 def rng_state() -> dict:
     "The random states of this process."
-    s = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # plain types (NumPy's key array as a list), so that the checkpoint loads with weights_only=True
+    s = dict(python=random.getstate(), numpy=(kind, keys.tolist(), pos, has_gauss, gauss), torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized(): s['cuda'] = torch.cuda.get_rng_state_all()
     return s
 
 def set_rng_state(s: dict) -> None:
     "Restore what `rng_state` returned."
-    random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
+    kind, keys, pos, has_gauss, gauss = s['numpy']
+    random.setstate(s['python']); np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
 def resume_path(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
@@ -344,10 +350,9 @@ def resume_path(resume: str | None, output_dir: str | os.PathLike) -> Path | Non
     if not p.is_file(): raise FileNotFoundError(f"--resume: checkpoint {str(p)!r} does not exist")
     return p
 
-def load_training_checkpoint(path: str | os.PathLike) -> dict:
-    "Read a `checkpoint_last.pth`-style checkpoint; a clear error for model-only files."
-    try: ck = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e: raise ValueError(f"--resume: checkpoint {str(path)!r} could not be read: {e}") from None
+def load_training_checkpoint(path: str | os.PathLike, trusted: bool = False) -> dict:
+    "Read a `checkpoint_last.pth`-style checkpoint (safely, unless `trusted`); a clear error for model-only files."
+    ck = read_checkpoint(path, '--resume', trusted)
     missing = [k for k in ('model', 'optimizer', 'scheduler', 'epoch', 'batch', 'step', 'rng', 'config') if k not in ck]
     if missing:
         raise ValueError(f"--resume: {str(path)!r} is not a training checkpoint (it lacks {missing}); "
@@ -438,8 +443,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> ClusterCAM:
                        img_size=cfg.model_img_size, patch_size=cfg.patch_size, drop_rate=cfg.drop_rate,
                        drop_path_rate=cfg.drop_path, decoder_width=cfg.decoder_width, decoder_dilation=cfg.decoder_dilation,
                        clustering_block=cfg.clustering_block)
-    if cfg.finetune is not None: load_checkpoint(model, cfg.finetune)   # strict: every weight, same shapes
-    elif cfg.init is not None: load_checkpoint(model, cfg.init, init=True)
+    if cfg.finetune is not None:   # strict: every weight, same shapes
+        load_checkpoint(model, cfg.finetune, trusted=cfg.trust_checkpoint, option='--finetune')
+    elif cfg.init is not None: load_checkpoint(model, cfg.init, init=True, trusted=cfg.trust_checkpoint)
     return model
 
 def _record(path: Path | None, tb, rec: dict, tag: str):
@@ -487,7 +493,7 @@ def _train(cfg: TrainConfig, env: DistEnv) -> dict:
     seed_everything(cfg.seed + env.rank)            # this rank's own stream (stochastic depth)
     ck_path = resume_path(cfg.resume, cfg.output_dir)
     if ck_path is not None:
-        ck = load_training_checkpoint(ck_path)
+        ck = load_training_checkpoint(ck_path, cfg.trust_checkpoint)
         load_checkpoint(model, ck)
         optimizer.load_state_dict(ck['optimizer']); scheduler.load_state_dict(ck['scheduler'])
         if scaler is not None and ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
@@ -615,7 +621,7 @@ def config_from_args(preset: str | None = None, **given) -> TrainConfig:
     out_dir = given.get('output_dir', PRESETS.get(preset or 'synthetic', {}).get('output_dir', TrainConfig.output_dir))
     ck = resume_path(given.get('resume'), out_dir) if given.get('resume') else None
     if ck is not None:
-        saved = torch.load(ck, map_location='cpu', weights_only=False, mmap=True).get('config', {})
+        saved = read_checkpoint(ck, '--resume', trusted=bool(given.get('trust_checkpoint')), mmap=True).get('config', {})
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in saved.items() if k in known and k not in ('resume', 'stop_at_step', 'preset')}
         if saved.get('data_path') and 'data_path' not in given: base['data_path'] = saved['data_path']
@@ -630,7 +636,7 @@ def clustercam_train(
     epochs: Param("number of epochs", int) = None,
     skip_seg: Param("epochs without the segmentation loss", int) = None,
     batch_size: Param("images per process and step", int) = None,
-    init: Param("ImageNet DeiT/ViT checkpoint to start from, or none", str) = None,
+    init: Param("ImageNet DeiT/ViT weights to start from: a file, a timm model name (deit_small_patch16_224.fb_in1k), or none", str) = None,
     finetune: Param("a whole ClusterCAM checkpoint (ours or the authors') to start from, with a fresh schedule", str) = None,
     clustering_block: Param("your clustering block, 'package.module:Class' (a ClusteringBlock subclass)", str) = None,
     resume: Param("checkpoint_last.pth to continue from, or auto (output_dir's, when there)", str) = None,
@@ -682,6 +688,7 @@ def clustercam_train(
     tensorboard: Param("also log to output_dir/tensorboard", bool_arg) = None,
     progress: Param("show a progress bar", bool_arg) = None,
     stop_at_step: Param("stop after this many steps in all, saving checkpoint_last.pth", int) = None,
+    trust_checkpoint: Param("read --init, --finetune and --resume files with full pickle, which can run code: only files you trust", bool_arg) = None,
 ):
     "Train ClusterCAM end to end (run under torchrun for several GPUs or nodes)."
     given = {k: v for k, v in locals().items() if k != 'preset'}
