@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_checkpoint.ipynb #935173c2
 from __future__ import annotations
-import argparse, json, math, os, re
+import argparse, json, math, os, re, sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -239,9 +239,12 @@ def _read_safetensors(path: Path, option: str) -> dict:
 
 # %% ../nbs/15_checkpoint.ipynb #5631e878
 @cli
-def clustercam_export(weights: Param("a checkpoint: ours, the authors' release, or a safetensors file", str),
-                      out: Param("the .safetensors file to write (its config goes beside it, as .json)", str),
+def clustercam_export(weights: Param("a checkpoint: ours, the authors' release, or a safetensors file", str) = None,
+                      out: Param("the .safetensors file to write (its config goes beside it, as .json)", str) = None,
                       trust_checkpoint: Param("load a .pth with full pickle (only for files you trust)", store_true) = False):
     "Write a checkpoint's network weights as safetensors, with its config as JSON beside them."
-    path = save_safetensors(read_checkpoint(weights, '--weights', trusted=trust_checkpoint), out)
+    try:
+        if weights is None or out is None: raise CheckpointError("--weights and --out are required")
+        path = save_safetensors(read_checkpoint(weights, '--weights', trusted=trust_checkpoint), out)
+    except CheckpointError as e: sys.exit(f"clustercam_export: {e}")
     print(f"wrote {path} and {path.with_suffix('.json')}")

@@ -84,6 +84,8 @@ def test_docs_site():
     assert dom.returncode == 0 and '</html>' in dom.stdout, f"chromium --dump-dom failed: {dom.stderr[-2000:]}"
     home = Page(dom.stdout)
     assert home.title.strip() == cfg['title'], home.title
+    for css in nbdocs.quarto_html()['css']:   # the stylesheets _quarto.yml names
+        assert f'href="{css}"' in dom.stdout and (OUT/css).is_file(), css
     assert re.search(r'<h1 class="title">\s*' + re.escape(cfg['title']) + r'\s*</h1>', dom.stdout)
     nav = re.search(r'<nav id="sidebar"[^>]*>(.*?)</nav>', dom.stdout, re.S)
     assert nav, 'no sidebar navigation on the home page'

@@ -22,6 +22,17 @@ def config() -> dict:
     return dict(cp['DEFAULT'])
 
 
+QUARTO = ROOT/'_quarto.yml'   # the site's Quarto configuration (nbs/_quarto.yml links to it for nbdev_docs)
+
+
+def quarto_html() -> dict:
+    "The `format: html:` options of `_quarto.yml` that the local render honours: `css` (a list, paths under nbs/) and `toc`."
+    import yaml
+    html = ((yaml.safe_load(QUARTO.read_text()) or {}).get('format') or {}).get('html') or {}
+    css = html.get('css') or []
+    return {'css': [css] if isinstance(css, str) else list(css), 'toc': bool(html.get('toc', True))}
+
+
 @contextlib.contextmanager
 def in_root():
     "nbdev finds settings.ini from the working directory: run nbdev calls from the repository root."

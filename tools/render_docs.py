@@ -23,7 +23,7 @@ import subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbdocs import ROOT, NBS, config, chapters, split_directives, is_false, title_desc, read_nb as read_json
+from nbdocs import ROOT, NBS, config, chapters, split_directives, is_false, title_desc, quarto_html, read_nb as read_json
 
 SITE = Path(__file__).resolve().parent/'site'
 CACHE = ROOT/'_docs_cache'
@@ -431,8 +431,10 @@ def render_page(pages, i, nb, warning, out: Path, linker: Linker, cfg: dict) -> 
     fix_ast(ast['blocks'], lambda u: linker(u, page))
     is_home = page['rel'] == 'index.ipynb'
     src_url = f"{cfg.get('git_url', '').rstrip('/')}/blob/{cfg.get('branch', 'main')}/nbs/{page['rel']}"
+    site = quarto_html()
     args = ['-f', 'json', '-t', 'html5', '--standalone', '--template', str(SITE/'template.html'),
-            '--mathml', '--toc', '--toc-depth=3', '--highlight-style=pygments',
+            '--mathml', '--toc-depth=3', '--highlight-style=pygments', *(['--toc'] if site['toc'] else []),
+            *[a for css in site['css'] for a in ('-V', f'css={css}')],
             '-M', f"title={title}", '-M', f"pagetitle={title if is_home else title + ' – ' + cfg.get('title', '')}",
             '-V', f"root={root}", '-V', f"site-title={cfg.get('title', '')}",
             '-V', f"nav={nav_html(pages, page, root, cfg.get('title', ''))}",
@@ -470,7 +472,8 @@ def render(out: Path, do_exec: bool, jobs: int) -> list[dict]:
     for i, p in enumerate(pages):
         nb, warning = processed[p['rel']]
         render_page(pages, i, nb, warning, new, linker, cfg)
-    shutil.copy2(NBS/'styles.css', new/'styles.css')
+    for css in quarto_html()['css']:   # the stylesheets _quarto.yml names, from nbs/ as Quarto finds them
+        (new/css).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(NBS/css, new/css)
     shutil.copy2(SITE/'site.css', new/'site.css')
     (new/'.nojekyll').touch()
     old = out.with_name(out.name + '.old')
