@@ -48,10 +48,11 @@ def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                par: nn.Module, scales: Sequence[float] = (1.0, 0.75, 1.25), bg_thr: float = 0.4, delta: float = 0.1,
                skip_seg: bool = False, scaler=None, amp_dtype: torch.dtype | None = None, clip_grad: float | None = None,
-               seg_weight: float = 0.1, cam_layers: int = 3, cam_refine: bool = True) -> dict:
+               seg_weight: float = 0.1, cam_layers: int = 3, cam_refine: bool = True, keep: dict | None = None) -> dict:
     """One optimisation step on a normalised batch `images` (B,3,S,S) with image labels `labels` (B,K):
     pseudo labels (unless `skip_seg`), losses, backward, step. Returns floats `loss`, `cls`, `pat`, `seg`
-    (and `grad_norm` when clipping). Raises `NonFiniteLoss` before the backward pass."""
+    (and `grad_norm` when clipping). Raises `NonFiniteLoss` before the backward pass. `keep`: a dict that
+    receives the step's `pseudo_labels` (B,S,S) when it makes them, for whoever wants to look at them."""
     device = images.device
     net = getattr(model, 'module', model)
     optimizer.zero_grad(set_to_none=True)
@@ -60,6 +61,7 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
             cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
         images01 = denormalize(images.float(), through_uint8=True)
         plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta)
+        if keep is not None: keep['pseudo_labels'] = plabels
     with autocast(device, amp_dtype):
         cls_logits, pat_logits, seg_logits = model(images, skip_seg=skip_seg)
     cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(pat_logits.float(), labels)
@@ -297,11 +299,12 @@ class ClusterCAMStep(Callback):
         learn.skip_seg = learn.record['skip_seg'] = learn.epoch < self.cfg.skip_seg
         learn.phase = 'skip_seg' if learn.skip_seg else ''
     def __call__(self, learn, batch) -> dict:
-        c, device = self.cfg, learn.env.device
+        c, device, learn.kept = self.cfg, learn.env.device, {}
         images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         return train_step(learn.model, images, labels, learn.optimizer, par=self.par, scales=c.scales, bg_thr=c.bg_thr,
                           delta=c.delta, skip_seg=learn.skip_seg, scaler=self.scaler, amp_dtype=self.amp_dtype,
-                          clip_grad=c.clip_grad, seg_weight=c.seg_weight, cam_layers=c.cam_layers, cam_refine=c.cam_refine)
+                          clip_grad=c.clip_grad, seg_weight=c.seg_weight, cam_layers=c.cam_layers, cam_refine=c.cam_refine,
+                          keep=learn.kept)
     def state_dict(self) -> dict: return {'scaler': self.scaler.state_dict() if self.scaler is not None else None}
     def load_state_dict(self, ck: dict):
         if self.scaler is not None and ck.get('scaler'): self.scaler.load_state_dict(ck['scaler'])
