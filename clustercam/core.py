@@ -130,7 +130,8 @@ def load_fixture(name: str = 'reference_k4_d96', folder: str | os.PathLike | Non
     path = Path(folder or fixtures_dir())/f'{name}.pt'
     if not path.is_file():
         raise FileNotFoundError(f"reference fixture {str(path)!r} does not exist (see tests/fixtures/README.md)")
-    fx = torch.load(path, map_location='cpu', weights_only=True)
+    from clustercam.checkpoint import read_checkpoint   # the one reader of weight files (safe: tensors and plain types)
+    fx = read_checkpoint(path, 'reference fixture')
     for entry, how in fx.pop('_uniform', {}).items(): fx[entry] = uniform_tensors(**how)
     if 'deit_loaded' in fx:   # a name instead of a tensor: the DeiT weight copied unchanged
         fx['deit_loaded'] = {k: fx['deit_state_dict'][v] if isinstance(v, str) else v for k, v in fx['deit_loaded'].items()}
