@@ -104,11 +104,13 @@ class Learner:
         self.stopped = self.error = self.resumed_from = self.new_best = None
 
     def callback(self, event: str):
+        "Call `event` (e.g. 'after_batch') on every part that has it, in order."
         for cb in self.cbs:
             handler = getattr(cb, event, None)
             if handler is not None: handler(self)
 
     def fit(self) -> 'Learner':
+        "Train from where the learner stands to `epochs`; returns the learner (`stopped` says why it ended early)."
         try:
             self.callback('before_fit')
             while self.epoch < self.epochs: self.one_epoch()
@@ -120,6 +122,7 @@ class Learner:
         return self
 
     def one_epoch(self):
+        "The rest of epoch `epoch`, from batch `batch` (the sampler is told where to start)."
         if hasattr(self.loader.sampler, 'set_epoch'): self.loader.sampler.set_epoch(self.epoch, self.batch)
         self.model.train()
         self.record = {'kind': 'epoch', 'epoch': self.epoch, 'step': self.step}
@@ -130,6 +133,7 @@ class Learner:
         self.epoch, self.batch = self.epoch + 1, 0
 
     def one_batch(self, data):
+        "One step on `data` (kept as `batch_data`); `terms` are what it returns."
         self.batch_data = data
         self.callback('before_batch')
         self.terms = self.step_fn(self, data)
