@@ -5,21 +5,22 @@
 # %% ../nbs/41_cams.ipynb #b093b2f8
 from __future__ import annotations
 import math, os, sys, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from fastcore.script import Param, bool_arg, store_true
-from .core import atomic_path, atomic_write_json, atomic_write_text, cli
+from .core import atomic_path, atomic_write_json, atomic_write_text, option, config_values, config_cli
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .metrics import ConfusionMatrix
-from .data import get_dataset, save_mask, DataError
-from .infer import SegResults
+from .data import get_dataset, save_mask
+from .infer import SegResults, FullResolution, ticker
 from .checkpoint import model_from_checkpoint
 
 # %% auto #0
-__all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'cams_for_split', 'cams_report', 'clustercam_cams']
+__all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'cam_labels', 'CamScores', 'cams_for_split', 'cams_report',
+           'CamsConfig', 'clustercam_cams']
 
 # %% ../nbs/41_cams.ipynb #2be86050
 DEFAULT_SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 .. 0.95
@@ -56,59 +57,64 @@ def _save_npy(path: Path, cams: torch.Tensor, labels: torch.Tensor) -> None:
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:
         np.save(f, {'keys': keys, 'cams': cams[keys].half().cpu().numpy()}, allow_pickle=True)
 
+def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: torch.Tensor, par: PAR,
+               scales: Sequence[float] = (1.0, 0.5, 1.5), bg_thr: float = 0.4, delta: float = 0.1, n_layers: int = 3,
+               refine: bool = True, crf: bool = False) -> tuple[torch.Tensor, dict]:
+    """`(cams (K,H,W), {'seed', 'mask', 'mask_crf' with crf: (H,W) label maps})` of one normalised `image` (3,H,W)
+    with image labels `labels` (K,) and pixels `rgb` (H,W,3 uint8)."""
+    device = next(net.parameters()).device
+    cams = multiscale_cams(net, image[None].to(device), scales, training=False, n_layers=n_layers, refine=refine)[0]   # (K,H,W)
+    images01 = torch.from_numpy(rgb.numpy()).permute(2, 0, 1)[None].float().div(255).to(device)
+    maps = {'seed': seed_labels(cams, labels, bg_thr),
+            'mask': pseudo_labels(cams[None].float(), labels[None].to(device), images01, par, bg_thr, delta)[0]}
+    if crf:
+        from clustercam.crf import dense_crf
+        maps['mask_crf'] = torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels.to(device), bg_thr)).argmax(0))
+    return cams, maps
+
+class CamScores:
+    "The seed sweep (a confusion matrix per threshold) and a confusion matrix per kind of label map, against `dataset`'s ground truth."
+    def __init__(self, dataset, variants: Sequence[str], sweep: Sequence[float] = DEFAULT_SWEEP):
+        K1 = dataset.num_classes + 1
+        self.dataset, self.matrices = dataset, {v: ConfusionMatrix(K1) for v in variants}
+        self.sweep = {float(t): ConfusionMatrix(K1) for t in sweep}
+    def add(self, index: int, cams: torch.Tensor, labels: torch.Tensor, maps: dict):
+        gt = self.dataset.read_mask(index, size=tuple(cams.shape[-2:]))
+        sweep_update(self.sweep, cams, labels, gt)
+        for v, p in maps.items(): self.matrices[v].update(gt, p.cpu().masked_fill(p.cpu() == 255, 0))   # the band counts as background
+    def summary(self, bg_thr: float, delta: float) -> dict:
+        "`{'sweep': {t: mIoU}, 'best': (t, mIoU), 'results': SegResults}`."
+        sweep = {t: cm.miou() for t, cm in self.sweep.items()}
+        return {'sweep': sweep, 'best': max(sweep.items(), key=lambda kv: kv[1]),
+                'results': SegResults(['background', *self.dataset.classes], self.matrices, {'bg_thr': bg_thr, 'delta': delta})}
+
 def cams_for_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = (1.0, 0.5, 1.5),
                    bg_thr: float = 0.4, delta: float = 0.1, sweep: Sequence[float] = DEFAULT_SWEEP, crf: bool = False,
                    par: PAR | None = None, n_layers: int = 3, save_npy: bool = True, limit: int | None = None,
                    progress: bool = True, refine: bool = True) -> dict:
-    """CAMs, seeds (at `bg_thr`) and PAR pseudo labels (band `delta`) of every image of `dataset`; files under
-    `out`. `refine`: CAMs times the patch affinity (as in training with `cam_refine`). Returns `{'sweep': {t: mIoU}, 'best': (t, mIoU), 'results': SegResults or None, 'images': n, 'seconds': s}`."""
+    """CAMs, seeds (at `bg_thr`) and PAR pseudo labels (band `delta`) of every image of `dataset` (`cam_labels`); files
+    under `out`. `refine`: CAMs times the patch affinity (as in training with `cam_refine`). Returns `{'sweep': {t: mIoU},
+    'best': (t, mIoU), 'results': SegResults or None, 'images': n, 'seconds': s, ...}` (`CamScores`)."""
     if not 0 <= bg_thr <= 1 or delta < 0: raise ValueError(f"need 0 <= bg_thr <= 1 and delta >= 0, got {bg_thr}, {delta}")
     net = getattr(model, 'module', model)
-    K = dataset.num_classes
-    if net.num_classes != K: raise ValueError(f"the model has {net.num_classes} classes but the data set has {K}")
-    device = next(net.parameters()).device
-    par = (par or PAR()).to(device)
-    out = Path(out) if out is not None else None
+    if net.num_classes != dataset.num_classes:
+        raise ValueError(f"the model has {net.num_classes} classes but the data set has {dataset.num_classes}")
+    par, out = (par or PAR()).to(next(net.parameters()).device), Path(out) if out is not None else None
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    has_gt = dataset.has_masks
-    variants = ('seed', 'mask') + (('mask_crf',) if crf else ())
-    matrices = {v: ConfusionMatrix(K + 1) for v in variants} if has_gt else None
-    sweep_m = {float(t): ConfusionMatrix(K + 1) for t in sweep} if has_gt else None
-    if crf: from clustercam.crf import dense_crf
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n, unit='img', desc='cams', dynamic_ncols=True)
-    old_kind, t0 = dataset.kind, time.time()
-    dataset.kind = 'infer'
-    try:
-        for i in range(n):
-            image, labels, name, rgb = dataset[i]
-            x = image[None].to(device)
-            cams = multiscale_cams(net, x, scales, training=False, n_layers=n_layers, refine=refine)[0]   # (K,H,W)
-            seed = seed_labels(cams, labels, bg_thr)
-            images01 = torch.from_numpy(rgb.numpy()).permute(2, 0, 1)[None].float().div(255).to(device)
-            mask = pseudo_labels(cams[None].float(), labels[None].to(device), images01, par, bg_thr, delta)[0]
-            preds = {'seed': seed, 'mask': mask}
-            if crf: preds['mask_crf'] = torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels.to(device), bg_thr)).argmax(0))
+    scores = CamScores(dataset, ('seed', 'mask') + (('mask_crf',) if crf else ()), sweep) if dataset.has_masks else None
+    view, t0 = FullResolution(dataset, range(n)), time.time()
+    with ticker(progress, n, 'cams') as tick:
+        for j in range(n):
+            item = view[j]
+            cams, maps = cam_labels(net, item['image'], item['labels'], item['rgb'], par, scales, bg_thr, delta, n_layers, refine, crf)
             if out is not None:
-                for v, p in preds.items(): save_mask(out/f'{v}s'/f'{name}.png', p.cpu().numpy().astype(np.uint8))
-                if save_npy: _save_npy(out/'cams'/f'{name}.npy', cams, labels)
-            if has_gt:
-                gt = dataset.read_mask(i, size=tuple(rgb.shape[:2]))
-                sweep_update(sweep_m, cams, labels, gt)
-                for v, p in preds.items(): matrices[v].update(gt, p.cpu().masked_fill(p.cpu() == 255, 0))
-            if bar is not None: bar.update()
-    finally:
-        dataset.kind = old_kind
-        if bar is not None: bar.close()
+                for v, p in maps.items(): save_mask(out/f'{v}s'/f"{item['name']}.png", p.cpu().numpy().astype(np.uint8))
+                if save_npy: _save_npy(out/'cams'/f"{item['name']}.npy", cams, item['labels'])
+            if scores is not None: scores.add(item['index'], cams, item['labels'], maps)
+            tick()
     res = {'images': n, 'seconds': round(time.time() - t0, 2), 'bg_thr': bg_thr, 'delta': delta, 'scales': list(scales), 'refine': refine,
            'sweep': None, 'best': None, 'results': None}
-    if has_gt:
-        res['sweep'] = {t: cm.miou() for t, cm in sweep_m.items()}
-        res['best'] = max(res['sweep'].items(), key=lambda kv: kv[1])
-        res['results'] = SegResults(['background', *dataset.classes], matrices, {'bg_thr': bg_thr, 'delta': delta})
-    return res
+    return {**res, **(scores.summary(bg_thr, delta) if scores is not None else {})}
 
 def cams_report(res: dict) -> str:
     "Markdown: the threshold sweep and the per-class table."
@@ -121,44 +127,45 @@ def cams_report(res: dict) -> str:
             f"bg_thr {res['bg_thr']} (masks: PAR, band ±{res['delta']} counted as background).\n\n" + res['results'].markdown())
 
 # %% ../nbs/41_cams.ipynb #bd6eed1f
-@cli
-def clustercam_cams(
-    weights: Param("checkpoint: ours or the authors' released .pth", str) = None,
-    data_path: Param("data set folder (VOC2012, COCO14, or a synthetic set)", str) = None,
-    split: Param("split: train, train_aug, val, ... or a list file", str) = 'train',
-    out: Param("folder for seeds/, masks/, cams/ and cams.{json,md} (default: no files)", str) = None,
-    dataset: Param("voc, coco or synthetic", str) = 'voc',
-    scales: Param("CAM scales, the first 1.0", float, nargs='+') = (1.0, 0.5, 1.5),
-    bg_thr: Param("background threshold of the seeds and masks", float) = 0.4,
-    delta: Param("half-width of the unlabelled band of the masks", float) = 0.1,
-    sweep: Param("thresholds of the seed sweep", float, nargs='+') = DEFAULT_SWEEP,
-    crf: Param("also refine the seeds with a dense CRF (mask_crfs/)", bool_arg) = False,
-    npy: Param("save the CAMs as NPY", bool_arg) = True,
-    n_layers: Param("last blocks whose attention weights the CAMs", int) = 3,
-    num_heads: Param("attention heads, for checkpoints without clustering blocks", int) = None,
-    device: Param("cpu, cuda, ... (default: CUDA when available)", str) = None,
-    limit: Param("only the first N images", int) = None,
-    progress: Param("show a progress bar", bool_arg) = True,
-    refine: Param("CAMs times the patch affinity (default: as the checkpoint was trained; the authors' files: yes)", bool_arg) = None,
-    trust_checkpoint: Param("load --weights with full pickle, which can run code: only for files you trust", store_true) = False,
-):
+@dataclass
+class CamsConfig:
+    "Every setting of `clustercam_cams`; each field is also its option `--field-name`."
+    weights: str | None = option(None, "checkpoint: ours, the authors' released .pth, or .safetensors")
+    data_path: str | None = option(None, "data set folder (VOC2012, COCO14, or a synthetic set)")
+    split: str = option('train', "split: train, train_aug, val, ... or a list file")
+    out: str | None = option(None, "folder for seeds/, masks/, cams/ and cams.{json,md} (none: no files)")
+    dataset: str = option('voc', "voc, coco or synthetic")
+    scales: tuple[float, ...] = option((1.0, 0.5, 1.5), "CAM scales, the first 1.0")
+    bg_thr: float = option(0.4, "background threshold of the seeds and masks")
+    delta: float = option(0.1, "half-width of the unlabelled band of the masks")
+    sweep: tuple[float, ...] = option(DEFAULT_SWEEP, "thresholds of the seed sweep")
+    crf: bool = option(False, "also refine the seeds with a dense CRF (mask_crfs/)")
+    npy: bool = option(True, "save the CAMs as NPY")
+    n_layers: int = option(3, "last blocks whose attention weights the CAMs")
+    num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks")
+    device: str | None = option(None, "cpu, cuda, ...; none: CUDA when available")
+    limit: int | None = option(None, "only the first N images")
+    progress: bool = option(True, "show a progress bar")
+    refine: bool | None = option(None, "CAMs times the patch affinity; none: as the checkpoint was trained (the authors' files: yes)")
+    trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
+
+@config_cli(CamsConfig)
+def clustercam_cams(**given):
     "CAMs, seeds and PAR pseudo labels of a split, with their mIoU where ground truth exists."
-    try:
-        if weights is None: raise ValueError("--weights is required")
-        if data_path is None: raise ValueError("--data-path is required")
-        ds = get_dataset(dataset, data_path, split, kind='infer')
-        model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, device, trusted=trust_checkpoint)
-        if refine is None: refine = info['config'].get('cam_refine', True)
-        res = cams_for_split(model, ds, out, scales, bg_thr, delta, sweep, crf, None, n_layers, npy, limit, progress, refine)
-    except (ValueError, FileNotFoundError, DataError) as e:
-        sys.exit(f"clustercam_cams: {e}")
+    c = CamsConfig(**config_values(CamsConfig, given))
+    if c.weights is None: raise ValueError("--weights is required")
+    if c.data_path is None: raise ValueError("--data-path is required")
+    ds = get_dataset(c.dataset, c.data_path, c.split, kind='infer')
+    model, info = model_from_checkpoint(c.weights, ds.num_classes, c.num_heads, c.device, trusted=c.trust_checkpoint)
+    refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine
+    res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npy, c.limit, c.progress, refine)
     text = cams_report(res)
     print(text)
-    if out is not None:
+    if c.out is not None:
         js = {k: v for k, v in res.items() if k != 'results'}
         js['sweep'] = {f'{t:.2f}': m for t, m in (res['sweep'] or {}).items()} or None
         if res['results'] is not None: js.update(res['results'].to_dict())
-        atomic_write_json(Path(out)/'cams.json', {**js, 'weights': str(weights), 'split': split})
-        atomic_write_text(Path(out)/'cams.md', text)
-        print(f"labels and CAMs under {out}; results in {Path(out)/'cams.md'}")
+        atomic_write_json(Path(c.out)/'cams.json', {**js, 'weights': str(c.weights), 'split': c.split})
+        atomic_write_text(Path(c.out)/'cams.md', text)
+        print(f"labels and CAMs under {c.out}; results in {Path(c.out)/'cams.md'}")
     return res

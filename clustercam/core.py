@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'get_device', 'autocast_dtype', 'autocast',
-           'seed_everything', 'atomic_path', 'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'normalize',
-           'denormalize', 'repo_root', 'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli']
+__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'autocast_dtype',
+           'autocast', 'seed_everything', 'atomic_path', 'atomic_torch_save', 'atomic_write_text', 'atomic_write_json',
+           'normalize', 'denormalize', 'repo_root', 'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option',
+           'field_kind', 'config_values', 'config_parser', 'config_cli', 'import_object']
 
 # %% ../nbs/00_core.ipynb #4d31845d
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -129,18 +130,33 @@ def load_fixture(name: str = 'reference_k4_d96', folder: str | os.PathLike | Non
     path = Path(folder or fixtures_dir())/f'{name}.pt'
     if not path.is_file():
         raise FileNotFoundError(f"reference fixture {str(path)!r} does not exist (see tests/fixtures/README.md)")
-    fx = torch.load(path, map_location='cpu', weights_only=True)
+    from clustercam.checkpoint import read_checkpoint   # the one reader of weight files (safe: tensors and plain types)
+    fx = read_checkpoint(path, 'reference fixture')
     for entry, how in fx.pop('_uniform', {}).items(): fx[entry] = uniform_tensors(**how)
     if 'deit_loaded' in fx:   # a name instead of a tensor: the DeiT weight copied unchanged
         fx['deit_loaded'] = {k: fx['deit_state_dict'][v] if isinstance(v, str) else v for k, v in fx['deit_loaded'].items()}
     return fx
 
 # %% ../nbs/00_core.ipynb #0964ac47
-import sys, functools, argparse
-from fastcore.script import anno_parser
+import sys, functools, argparse, dataclasses, re, types
+from fastcore.script import anno_parser, str2bool
+
+# %% ../nbs/00_core.ipynb #469c259a
+USER_ERRORS = (ValueError, OSError, ImportError)   # bad settings, files, missing packages: one line, not a traceback
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    parser.error = types.MethodType(error, parser)
+    return parser
+
+def _run_command(func, prog: str, kwargs: dict):
+    "`func(**kwargs)`; a user error ends the command with one line, `prog: message`, status 1."
+    try: return func(**kwargs)
+    except USER_ERRORS as e: sys.exit(f"{prog}: {e}")
 
 def _dashed_parser(func) -> argparse.ArgumentParser:
-    p = anno_parser(func)
+    p = _one_line_errors(anno_parser(func, prog=func.__name__))
     for action in p._actions:
         longs = [o for o in action.option_strings if o.startswith('--') and '_' in o]
         for o in longs:
@@ -152,13 +168,98 @@ def _dashed_parser(func) -> argparse.ArgumentParser:
 def cli(func):
     """Decorator: `func()` with no arguments parses `sys.argv` (options `--like-this` or `--like_this`) and returns
     None, so that a console script, which hands the return value to `sys.exit`, exits 0; `func(argv=[...])` returns
-    what `func` returns."""
+    what `func` returns. Either way a bad command line or a user error (`USER_ERRORS`) exits with one line."""
     @functools.wraps(func)
     def _f(*args, argv: list | None = None, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
         parsed = vars(_dashed_parser(func).parse_args(sys.argv[1:] if argv is None else argv))
         for extra in ('pdb', 'xtra'): parsed.pop(extra, None)
-        result = func(**parsed)
+        result = _run_command(func, func.__name__, parsed)
         return result if argv is not None else None
     _f.parser = lambda: _dashed_parser(func)
     return _f
+
+# %% ../nbs/00_core.ipynb #c693d9be
+def option(default, help: str) -> dataclasses.Field:
+    "A field of a settings dataclass that is also a command-line option: its `default` and the `help` that `--help` shows."
+    return dataclasses.field(default=default, metadata={'help': help})
+
+_CONVERT = {'int': int, 'float': float, 'str': str, 'bool': str2bool}
+
+def field_kind(f: dataclasses.Field) -> tuple[str, bool, bool]:
+    "`(element type, optional, tuple)` of a dataclass field, from its annotation (a string under `from __future__ import annotations`)."
+    t = f.type
+    ann = (t if isinstance(t, str) else t.__name__ if type(t) is type else str(t)).replace(' ', '').replace('typing.', '')
+    optional = ann.endswith('|None')
+    base = ann[:-len('|None')] if optional else ann
+    many = re.fullmatch(r'tuple\[(\w+),\.\.\.\]', base)
+    elem = many.group(1) if many else base
+    if elem not in _CONVERT:
+        raise TypeError(f"field {f.name!r}: annotation {ann!r} cannot be an option (int, float, str, bool, X | None, tuple[X, ...])")
+    return elem, optional, bool(many)
+
+def config_values(cls, values: dict) -> dict:
+    "`values` as the fields of dataclass `cls` hold them: 'none' or '' becomes None in optional fields, lists become tuples; unknown names are refused."
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown: raise ValueError(f"unknown option(s) {unknown} for {cls.__name__}; known: {sorted(fields)}")
+    out = dict(values)
+    for k, v in values.items():
+        _, optional, many = field_kind(fields[k])
+        if optional and isinstance(v, str) and v.strip().lower() in ('', 'none'): out[k] = None
+        elif many and isinstance(v, (list, tuple)):
+            out[k] = () if [str(x).strip().lower() for x in v] == ['none'] else tuple(v)   # `--callbacks none`: empty
+    return out
+
+# %% ../nbs/00_core.ipynb #16f527f1
+def _show(v) -> str:
+    if v is None: return 'none'
+    if isinstance(v, bool): return str(v).lower()
+    if isinstance(v, (tuple, list)): return ' '.join(map(str, v)) or '(empty)'
+    return str(v)
+
+def _none_or(convert):
+    def parse(text: str):
+        return 'none' if text.strip().lower() == 'none' else convert(text)   # config_values makes it None
+    parse.__name__ = convert.__name__   # argparse names the type in "invalid int value"
+    return parse
+
+def config_parser(cls, prog: str, description: str | None = None) -> argparse.ArgumentParser:
+    "A parser with an option `--field-name` per field of the dataclass `cls` (`option`), every default None (not given)."
+    p = _one_line_errors(argparse.ArgumentParser(prog=prog, description=description,
+                                                 formatter_class=argparse.RawDescriptionHelpFormatter))
+    for f in dataclasses.fields(cls):
+        elem, optional, many = field_kind(f)
+        text = f.metadata.get('help', '').replace('%', '%%') + f" [{f.name} = {_show(f.default)}]".replace('%', '%%')
+        kw = dict(dest=f.name, default=None, help=text)
+        if elem == 'bool' and not many: kw.update(nargs='?', const=True, type=str2bool, metavar='BOOL')
+        else:
+            convert = _none_or(_CONVERT[elem]) if optional else _CONVERT[elem]
+            kw.update(type=convert, metavar=elem.upper(), **({'nargs': '+'} if many else {}))
+        action = p.add_argument('--' + f.name.replace('_', '-'), **kw)
+        if '_' in f.name: p._option_string_actions['--' + f.name] = action   # --data_path parses too, unlisted
+    return p
+
+def config_cli(cls):
+    """Decorator: a command `func(**given)` whose options are the fields of the dataclass `cls` (`config_parser`);
+    only the options given on the command line reach `func`. Run and exits as `cli` describes."""
+    def deco(func):
+        parser = lambda: config_parser(cls, func.__name__, func.__doc__)
+        @functools.wraps(func)
+        def _f(argv: list | None = None, **given):
+            if given: return func(**given)
+            ns = parser().parse_args(sys.argv[1:] if argv is None else argv)
+            result = _run_command(func, func.__name__, {k: v for k, v in vars(ns).items() if v is not None})
+            return result if argv is not None else None
+        _f.parser, _f.config = parser, cls
+        return _f
+    return deco
+
+# %% ../nbs/00_core.ipynb #ea842783
+def import_object(spec: str, what: str = 'object'):
+    "The object `spec` = `'package.module:NAME'` names; a clear error naming `what` when it cannot be found."
+    import importlib
+    module, _, name = str(spec).partition(':')
+    if not module or not name: raise ValueError(f"{what} {spec!r}: expected 'package.module:NAME'")
+    try: return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e: raise ValueError(f"{what} {spec!r} could not be imported: {e}") from None

@@ -23,7 +23,7 @@ __all__ = ['DEMO_DATA', 'DEMO_PRESET', 'DEMO_OVERRIDES', 'QUICK_DATA', 'QUICK_OV
 
 # %% ../nbs/43_demo.ipynb #c01048ef
 DEMO_DATA = dict(n_train=1500, n_val=100, size=128, seed=0, n_classes=5)
-DEMO_PRESET = 'demo'   # clustercam.train.PRESETS['demo']: the model, init, schedule and pseudo-label settings (see above)
+DEMO_PRESET = 'demo'   # clustercam.pretrain.DEMO_TRAINING: the model, init, schedule and pseudo-label settings (see above)
 DEMO_OVERRIDES = dict(device='cpu', num_workers=0, val_every=5, save_epochs=False, log_every=0)
 QUICK_DATA = dict(n_train=8, n_val=3, size=64, seed=0, n_classes=3)
 QUICK_OVERRIDES = dict(device='cpu', num_workers=0, epochs=2, skip_seg=1, batch_size=4, input_size=64, embed_dim=32,

@@ -5,25 +5,29 @@
 # %% ../nbs/40_infer.ipynb #2d4055dc
 from __future__ import annotations
 import concurrent.futures as cf
-import json, math, multiprocessing as mp, os, queue, sys, time
+import contextlib, copy, json, math, multiprocessing as mp, os, queue, sys, time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
-from fastcore.script import Param, bool_arg, store_true
-from .core import get_device, atomic_path, atomic_write_json, atomic_write_text, cli, autocast, autocast_dtype
+from PIL import Image, ImageOps
+from .core import atomic_path, atomic_write_json, atomic_write_text, autocast, autocast_dtype
+from .core import option, config_values, config_cli
 from .model import ClusterCAM
-from .checkpoint import model_from_checkpoint, CheckpointError
+from .checkpoint import model_from_checkpoint
 from .refine import model_mode
 from .metrics import ConfusionMatrix
-from .data import get_dataset, save_mask, VOC_PALETTE, DataError
+from .data import get_dataset, save_mask, to_normalized_tensor, VOC_PALETTE, DataError
+from .distributed import DistEnv, init_distributed, close_distributed, gather_objects
 
 # %% auto #0
-__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'predict_probs', 'SegResults', 'default_workers', 'evaluate_split', 'merge_results',
-           'clustercam_infer']
+__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'PICTURE_SUFFIXES', 'predict_probs', 'SegResults', 'FullResolution', 'predictions',
+           'default_workers', 'CRFPool', 'label_maps', 'Scores', 'ticker', 'evaluate_split', 'merge_results',
+           'picture_files', 'read_picture', 'fit_within', 'Pictures', 'overlay', 'predict_folder', 'InferConfig',
+           'infer_split', 'infer_pictures', 'clustercam_infer']
 
 # %% ../nbs/40_infer.ipynb #359c5756
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -103,6 +107,34 @@ class SegResults:
         return atomic_write_json(out/f'{stem}.json', self.to_dict()), atomic_write_text(out/f'{stem}.md', self.markdown())
 
 # %% ../nbs/40_infer.ipynb #198266b2
+class FullResolution(torch.utils.data.Dataset):
+    """Images `indices` of `dataset` (a `WSSSDataset` of any kind) as full-resolution dicts: 'index', 'name',
+    'image' (normalised (3,H,W)), 'labels' (K,), 'rgb' ((H,W,3) uint8). Reads a copy: the caller's data set is left as it is."""
+    def __init__(self, dataset, indices: Sequence[int] | None = None):
+        self.view = copy.copy(dataset); self.view.kind = 'infer'
+        self.indices = list(range(len(dataset))) if indices is None else list(indices)
+    def __len__(self): return len(self.indices)
+    def __getitem__(self, j: int) -> dict:
+        i = self.indices[j]
+        image, labels, name, rgb = self.view[i]
+        return {'index': i, 'name': name, 'image': image, 'labels': labels, 'rgb': rgb}
+
+def predictions(model: nn.Module, items, scales: Sequence[float] = DEFAULT_SCALES, flip: bool = False,
+                amp_dtype: torch.dtype | None = None, num_workers: int = 0, skip_errors: bool = False) -> Iterator[dict]:
+    """Each item of `items` (a data set of dicts with 'image', 'rgb', 'name', 'index', like `FullResolution`'s),
+    in order, with 'probs' (K+1,H,W) from `predict_probs` in place of 'image'; items with an 'error' pass through.
+    `skip_errors`: an image the network refuses (too small) becomes such an item instead of stopping everything."""
+    device = next(getattr(model, 'module', model).parameters()).device
+    for item in torch.utils.data.DataLoader(items, batch_size=None, num_workers=num_workers):
+        if item.get('error') is None:
+            image = item.pop('image')
+            try: item['probs'] = predict_probs(model, image.to(device), scales, flip, amp_dtype)[0].cpu()
+            except ValueError as e:
+                if not skip_errors: raise
+                item['error'] = f"cannot predict {item.get('path', item['name'])}: {e}"
+        yield item
+
+# %% ../nbs/40_infer.ipynb #29b48b24
 CRF_MODES = ('off', 'on', 'both')
 
 def _variants(crf) -> tuple:
@@ -110,18 +142,90 @@ def _variants(crf) -> tuple:
     if crf not in CRF_MODES: raise ValueError(f"--crf must be one of {CRF_MODES}, got {crf!r}")
     return {'off': ('no_crf',), 'on': ('crf',), 'both': ('no_crf', 'crf')}[crf]
 
-def _crf_job(i: int, rgb: np.ndarray, probs: np.ndarray, n_iter: int) -> tuple[int, np.ndarray]:
+def _crf_job(key, rgb: np.ndarray, probs: np.ndarray, n_iter: int) -> tuple:
     from clustercam.crf import dense_crf
-    return i, dense_crf(np.ascontiguousarray(rgb), probs, n_iter=n_iter).argmax(0).astype(np.uint8)
-
-def _save_pred(out: Path, variant: str, name: str, pred: np.ndarray, palette) -> None:
-    with atomic_path(out/variant/'raw'/f'{name}.png') as tmp: Image.fromarray(pred, 'L').save(tmp, format='PNG')
-    save_mask(out/variant/'color'/f'{name}.png', pred, palette)
+    return key, dense_crf(np.ascontiguousarray(rgb), probs, n_iter=n_iter).argmax(0).astype(np.uint8)
 
 def default_workers() -> int:
     "CPU cores this process may use."
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
+
+class CRFPool:
+    """Dense-CRF label maps (`crf.dense_crf`, then argmax) of `submit`ted `(rgb, probs)` in `workers` spawned
+    processes (0: in this one); `ready()` returns the finished `(key, labels)`, waiting while more than
+    `2 * workers` are pending. A context manager: leaving it stops the workers."""
+    def __init__(self, workers: int = 0, n_iter: int = 10):
+        self.workers, self.n_iter, self.pending, self.finished = workers, n_iter, set(), []
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) if workers > 0 else None
+    def submit(self, key, rgb: np.ndarray, probs: np.ndarray):
+        if self.pool is None: self.finished.append(_crf_job(key, rgb, probs, self.n_iter)); return
+        from clustercam.infer import _crf_job as job   # the package's function: spawned workers import it by name
+        self.pending.add(self.pool.submit(job, key, rgb, probs, self.n_iter))
+    def ready(self, backlog: int | None = None) -> list:
+        "The results finished so far, after waiting until at most `backlog` (default `2 * workers`; 0: none) are pending."
+        out, self.finished = self.finished, []
+        limit = 2 * self.workers if backlog is None else backlog
+        while len(self.pending) > limit:
+            done, self.pending = cf.wait(self.pending, return_when=cf.FIRST_COMPLETED)
+            out += [f.result() for f in done]
+        return out
+    def __enter__(self): return self
+    def __exit__(self, *exc):
+        if self.pool is not None: self.pool.shutdown(wait=True, cancel_futures=True)
+
+def label_maps(preds: Iterable[dict], variants: Sequence[str], pool: CRFPool) -> Iterator[tuple[dict, dict]]:
+    """`(item, {variant: labels (H,W) uint8})` for each predicted item once all its `variants` ('no_crf': the argmax;
+    'crf': from `pool`) are done, in the order they finish; an item with an 'error' as `(item, {})`."""
+    waiting = {}
+    def with_crf(results):
+        for key, labels in results:
+            item, done = waiting.pop(key)
+            yield item, {**done, 'crf': labels}
+    for item in preds:
+        if item.get('error') is not None: yield item, {}; continue
+        probs = item.pop('probs')
+        done = {'no_crf': probs.argmax(0).numpy().astype(np.uint8)} if 'no_crf' in variants else {}
+        if 'crf' not in variants: yield item, done; continue
+        waiting[item['index']] = (item, done)
+        pool.submit(item['index'], item['rgb'].numpy(), probs.numpy())
+        yield from with_crf(pool.ready())
+    yield from with_crf(pool.ready(0))
+
+# %% ../nbs/40_infer.ipynb #0f1de8fe
+class Scores:
+    "Confusion matrices, one per variant, of label maps against the ground truth of `dataset` (read at the label map's size)."
+    def __init__(self, dataset, variants: Sequence[str]):
+        self.dataset, self.matrices = dataset, {v: ConfusionMatrix(dataset.num_classes + 1) for v in variants}
+    def add(self, index: int, labels: dict):
+        gt = self.dataset.read_mask(index, size=next(iter(labels.values())).shape)
+        for v, pred in labels.items(): self.matrices[v].update(gt, pred)
+    def results(self, meta: dict | None = None) -> SegResults:
+        return SegResults(['background', *self.dataset.classes], self.matrices, meta)
+
+def _save_pred(out: Path, variant: str, name: str, pred: np.ndarray, palette) -> None:
+    with atomic_path(out/variant/'raw'/f'{name}.png') as tmp: Image.fromarray(pred, 'L').save(tmp, format='PNG')
+    save_mask(out/variant/'color'/f'{name}.png', pred, palette)
+
+@contextlib.contextmanager
+def ticker(progress, total: int, desc: str):
+    "A function to call once per finished image: a tqdm bar's update (`progress` True), `progress` itself when callable, or nothing."
+    if callable(progress): yield progress; return
+    if not progress: yield lambda: None; return
+    from tqdm.auto import tqdm
+    bar = tqdm(total=total, unit='img', desc=desc[:60], dynamic_ncols=True)
+    try: yield bar.update
+    finally: bar.close()
+
+# %% ../nbs/40_infer.ipynb #5f70de67
+def _check_run(net, dataset, scales, crf, processes, shard) -> tuple:
+    if net.num_classes != dataset.num_classes:
+        raise ValueError(f"the model has {net.num_classes} classes but the data set has {dataset.num_classes}")
+    if processes < 1: raise ValueError(f"processes must be >= 1, got {processes}")
+    if processes > 1 and shard is not None: raise ValueError("give processes or shard, not both")
+    index, count = shard or (0, 1)
+    if not (count >= 1 and 0 <= index < count): raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+    return _variants(crf), _check_scales(scales), index, count
 
 def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = DEFAULT_SCALES,
                    flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10,
@@ -136,91 +240,32 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     images i, i+n, i+2n, ... (one rank's part; `merge_results` adds the parts). `progress`: a bar, or a
     function called once per finished image. `amp`: the network's precision (`core.autocast_dtype`; 'off'
     is fp32, the reference's numbers)."""
-    variants = _variants(crf)
-    scales = _check_scales(scales)
-    K = dataset.num_classes
     net = getattr(model, 'module', model)
-    if net.num_classes != K:
-        raise ValueError(f"the model has {net.num_classes} classes but the data set has {K}")
+    variants, scales, index, count = _check_run(net, dataset, scales, crf, processes, shard)
     device = next(net.parameters()).device
-    amp_dtype = autocast_dtype(device, amp)
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    if processes < 1: raise ValueError(f"processes must be >= 1, got {processes}")
+    amp_dtype, n = autocast_dtype(device, amp), len(dataset) if limit is None else min(limit, len(dataset))
     if processes > 1:
-        if shard is not None: raise ValueError("give processes or shard, not both")
         if device.type != 'cpu':
             raise ValueError("processes > 1 runs copies of the network on the CPU; for several GPUs, start clustercam_infer with torchrun")
         return _evaluate_in_processes(net, dataset, processes, progress, n, dict(
             out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n, amp=amp))
-    index, count = shard or (0, 1)
-    if not (count >= 1 and 0 <= index < count): raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
-    out = Path(out) if out is not None else None
-    has_gt = dataset.has_masks
-    matrices = {v: ConfusionMatrix(K + 1) for v in variants} if has_gt else None
     if workers is None:   # one rank of several on a CPU keeps to its core; a GPU rank shares the cores for the CRF
         workers = default_workers() if count == 1 else (max(1, default_workers() // count) if device.type == 'cuda' else 0)
-    indices = list(range(index, n, count))
-    gts: dict[int, np.ndarray] = {}
-    names = {i: dataset.names[i] for i in indices}
-
-    def finish(i, variant, pred):
-        if out is not None: _save_pred(out, variant, names[i], pred, palette)
-        if has_gt:
-            matrices[variant].update(gts[i], pred)
-
-    bar = tick = None
-    if callable(progress): tick = progress
-    elif progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(indices), unit='img', desc=f"infer {getattr(dataset, 'description', '')}"[:60], dynamic_ncols=True)
-        tick = bar.update
-    pool = None
-    from clustercam.infer import _crf_job as job   # the package's function: spawned workers import it by name
-    if 'crf' in variants and workers > 0:
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'))
-    pending: set = set()
-    left: dict[int, int] = {}                     # variants still to finish per image
-    def done(i):
-        left[i] -= 1
-        if left[i] == 0:
-            del left[i]; gts.pop(i, None)
-            if tick is not None: tick()
-    def drain(block_until: int):
-        nonlocal pending
-        while len(pending) > block_until:
-            ready, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for f in ready:
-                i, pred = f.result(); finish(i, 'crf', pred); done(i)
-
-    t0 = time.time()
-    sub = dataset if indices == list(range(len(dataset))) else torch.utils.data.Subset(dataset, indices)
-    loader = torch.utils.data.DataLoader(sub, batch_size=None, num_workers=num_workers)
-    old_kind = dataset.kind
-    dataset.kind = 'infer'                        # full-resolution image, its labels, its name, the RGB pixels
-    try:
-        for i, (image, _, name, rgb) in zip(indices, loader):
-            assert name == names[i]
-            if has_gt: gts[i] = dataset.read_mask(i, size=tuple(rgb.shape[:2]))
-            probs = predict_probs(model, image.to(device), scales, flip, amp_dtype)[0].cpu()
-            left[i] = len(variants)
-            if 'no_crf' in variants:
-                finish(i, 'no_crf', probs.argmax(0).numpy().astype(np.uint8)); done(i)
-            if 'crf' in variants:
-                if pool is None: finish(i, 'crf', _crf_job(i, rgb.numpy(), probs.numpy(), crf_iters)[1]); done(i)
-                else:
-                    pending.add(pool.submit(job, i, rgb.numpy(), probs.numpy(), crf_iters))
-                    drain(2 * workers)
-        drain(0)
-    finally:
-        dataset.kind = old_kind
-        if pool is not None: pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None: bar.close()
+    indices, out = list(range(index, n, count)), Path(out) if out is not None else None
+    scores, t0 = Scores(dataset, variants) if dataset.has_masks else None, time.time()
+    with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, \
+         ticker(progress, len(indices), f"infer {getattr(dataset, 'description', '')}") as tick:
+        for item, labels in label_maps(predictions(model, FullResolution(dataset, indices), scales, flip, amp_dtype, num_workers),
+                                       variants, pool):
+            if out is not None:
+                for v, pred in labels.items(): _save_pred(out, v, item['name'], pred, palette)
+            if scores is not None: scores.add(item['index'], labels)
+            tick()
     seconds = time.time() - t0
     meta = {'images': len(indices), 'scales': list(scales), 'flip': flip, 'amp': amp, 'seconds': round(seconds, 2),
             'images_per_second': round(len(indices) / max(seconds, 1e-9), 3), 'crf_workers': workers if 'crf' in variants else 0}
     if count > 1: meta['shard'] = [index, count]
-    if not has_gt: return None
-    return SegResults(['background', *dataset.classes], matrices, meta)
+    return scores.results(meta) if scores is not None else None
 
 def merge_results(parts: Sequence[SegResults | None], meta: dict | None = None) -> SegResults | None:
     "Add up the confusion matrices of the shards `parts` (None where a shard had no ground truth)."
@@ -233,6 +278,7 @@ def merge_results(parts: Sequence[SegResults | None], meta: dict | None = None) 
         for v, cm in p.matrices.items(): matrices[v].merge(cm)
     return SegResults(parts[0].classes, matrices, meta if meta is not None else {'images': sum(p.meta.get('images', 0) for p in parts)})
 
+# %% ../nbs/40_infer.ipynb #0e5b1719
 _ticks = None
 def _hold_ticks(queue):   # pool initializer: a queue can reach a worker only when the worker starts
     global _ticks; _ticks = queue
@@ -247,84 +293,205 @@ def _evaluate_in_processes(net, dataset, processes, progress, n, kw) -> SegResul
     threads = max(1, default_workers() // processes)
     ctx = mp.get_context('spawn')
     ticks = ctx.Queue()
-    bar = None
-    if progress is True:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n, unit='img', desc=f"infer {getattr(dataset, 'description', '')}"[:60], dynamic_ncols=True)
-    tick = bar.update if bar is not None else (progress if callable(progress) else None)
     t0 = time.time()
-    try:
-        with cf.ProcessPoolExecutor(processes, mp_context=ctx, initializer=_hold_ticks, initargs=(ticks,)) as pool:
-            futures = [pool.submit(_shard_job, net, dataset, (p, processes), threads, kw) for p in range(processes)]
-            finished = 0
-            while finished < n and not any(f.done() and f.exception() for f in futures):
-                try: ticks.get(timeout=0.2)
-                except queue.Empty: continue
-                finished += 1
-                if tick is not None: tick()
-            parts = [f.result() for f in futures]   # a worker's error surfaces here
-    finally:
-        if bar is not None: bar.close()
+    with ticker(progress, n, f"infer {getattr(dataset, 'description', '')}") as tick, \
+         cf.ProcessPoolExecutor(processes, mp_context=ctx, initializer=_hold_ticks, initargs=(ticks,)) as pool:
+        futures = [pool.submit(_shard_job, net, dataset, (p, processes), threads, kw) for p in range(processes)]
+        finished = 0
+        while finished < n and not any(f.done() and f.exception() for f in futures):
+            try: ticks.get(timeout=0.2)
+            except queue.Empty: continue
+            finished += 1; tick()
+        parts = [f.result() for f in futures]   # a worker's error surfaces here
     seconds = time.time() - t0
     meta = {'images': n, 'scales': list(kw['scales']), 'flip': kw['flip'], 'amp': kw['amp'], 'seconds': round(seconds, 2),
             'images_per_second': round(n / max(seconds, 1e-9), 3), 'processes': processes, 'threads_per_process': threads,
             'crf_workers': 0}
     return merge_results(parts, meta)
 
-
-
 # %% ../nbs/40_infer.ipynb #233dfc93
-@cli
-def clustercam_infer(
-    weights: Param("checkpoint: ours (checkpoint_*.pth) or the authors' released .pth", str) = None,
-    data_path: Param("data set folder (VOC2012, COCO14, or a synthetic set)", str) = None,
-    split: Param("split to predict: val, train, test, ... or a list file", str) = 'val',
-    out: Param("folder for the PNGs and results.{json,md} (default: no files)", str) = None,
-    dataset: Param("voc, coco or synthetic", str) = 'voc',
-    scales: Param("inference scales", float, nargs='+') = DEFAULT_SCALES,
-    flip: Param("also predict the mirror images (max over both)", bool_arg) = False,
-    crf: Param("dense CRF: off, on, or both (one pass, both numbers)", str) = 'both',
-    workers: Param("CRF worker processes (default: all cores; 0 = in this process)", int) = None,
-    crf_iters: Param("mean-field iterations of the CRF", int) = 10,
-    num_heads: Param("attention heads, for checkpoints without clustering blocks that do not store it", int) = None,
-    device: Param("cpu, cuda, cuda:1, ... (default: CUDA when available)", str) = None,
-    limit: Param("only the first N images", int) = None,
-    num_workers: Param("image-loading processes", int) = 0,
-    progress: Param("show a progress bar", bool_arg) = True,
-    processes: Param("copies of the network on the CPU, each on its share of the cores and images (several GPUs: torchrun)", int) = 1,
-    amp: Param("precision of the network: off (fp32, the reference's numbers), bf16 (CPU or CUDA), fp16 (CUDA), auto", str) = 'off',
-    trust_checkpoint: Param("load --weights with full pickle, which can run code: only for files you trust", store_true) = False,
-):
-    "Multi-scale inference with the segmentation decoder, optional dense CRF, PNGs and per-class IoU / mIoU."
-    from clustercam.train import init_distributed, gather_objects   # here, not at the top: train imports a lot
+PICTURE_SUFFIXES = ('.jpg', '.jpeg', '.png')
+
+def picture_files(folder: str | os.PathLike) -> list[Path]:
+    "The pictures (`PICTURE_SUFFIXES`, any case) directly in `folder`, sorted by name; a clear error when there are none."
+    folder = Path(folder)
+    if not folder.is_dir(): raise FileNotFoundError(f"--images: {str(folder)!r} is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
+    if not files: raise FileNotFoundError(f"--images: no {'/'.join(s[1:] for s in PICTURE_SUFFIXES)} files in {str(folder)!r}")
+    return files
+
+def _output_names(paths: Sequence[Path]) -> list[str]:
+    stems = [p.stem for p in paths]
+    return [p.stem if stems.count(p.stem) == 1 else p.name.replace('.', '_') for p in paths]
+
+def _as_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode.startswith('I;16') or img.mode == 'I':   # 16-bit grey: keep its range
+        a = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if img.mode == 'F': return np.repeat(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(img.convert('RGB'))
+
+def read_picture(path: str | os.PathLike) -> np.ndarray:
+    "A picture as uint8 (H,W,3) RGB, upright by its EXIF orientation, whatever its mode; `DataError` naming the file when it cannot be read."
     try:
-        if weights is None: raise ValueError("--weights is required")
-        if data_path is None: raise ValueError("--data-path is required")
-        env = init_distributed(device)   # under torchrun: one shard of the images per process
-        if env.distributed and processes > 1: raise ValueError("--processes > 1 and torchrun: choose one")
-        ds = get_dataset(dataset, data_path, split, kind='infer')
-        model, info = model_from_checkpoint(weights, ds.num_classes, num_heads, env.device, trusted=trust_checkpoint)
-        shard = (env.rank, env.world_size) if env.distributed else None
-        res = evaluate_split(model, ds, out, scales, flip, crf, workers, crf_iters, progress and env.main, limit,
-                             num_workers=num_workers, processes=processes, shard=shard, amp=amp)
-    except (ValueError, FileNotFoundError, DataError, CheckpointError) as e:
-        sys.exit(f"clustercam_infer: {e}")
-    if env.distributed:
-        parts = gather_objects(res, env)
-        torch.distributed.destroy_process_group()
-        if not env.main: return None
-        seconds = max(p.meta['seconds'] for p in parts if p is not None) if any(parts) else None
-        res = merge_results(parts, {**(res.meta if res is not None else {}), 'images': sum(p.meta['images'] for p in parts if p is not None),
-                                    'seconds': seconds, 'processes': env.world_size})
-        if res is not None:
-            res.meta.pop('shard', None); res.meta['images_per_second'] = round(res.meta['images'] / max(seconds, 1e-9), 3)
+        with Image.open(path) as img:
+            img.load()
+            return np.array(_as_rgb(ImageOps.exif_transpose(img)))   # a writable copy: torch wants one
+    except Exception as e: raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+
+def fit_within(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    "`rgb` resized (bilinear, aspect kept) so that its longer side is at most `max_side` (0: as it is)."
+    H, W = rgb.shape[:2]
+    if not max_side or max(H, W) <= max_side: return rgb
+    s = max_side / max(H, W)
+    return np.array(Image.fromarray(rgb).resize((max(1, round(W * s)), max(1, round(H * s))), Image.BILINEAR))
+
+# %% ../nbs/40_infer.ipynb #af5d2635
+class Pictures(torch.utils.data.Dataset):
+    """The pictures `paths` as dicts for `predictions`: 'index', 'name', 'path', 'image' and 'rgb' at most `max_side`,
+    'size' (the picture's (H,W)); a picture that cannot be read as 'error' (its message) instead of the pixels."""
+    def __init__(self, paths: Sequence[Path], max_side: int = 500, names: Sequence[str] | None = None, indices=None):
+        self.paths, self.max_side = [Path(p) for p in paths], max_side
+        self.names = list(names) if names is not None else _output_names(self.paths)
+        self.indices = list(range(len(self.paths))) if indices is None else list(indices)
+    def __len__(self): return len(self.indices)
+    def __getitem__(self, j: int) -> dict:
+        i = self.indices[j]
+        item = {'index': i, 'name': self.names[i], 'path': str(self.paths[i])}
+        try: rgb = read_picture(self.paths[i])
+        except DataError as e: return {**item, 'error': str(e)}
+        small = fit_within(rgb, self.max_side)
+        return {**item, 'image': to_normalized_tensor(small), 'rgb': torch.from_numpy(small),
+                'size': list(rgb.shape[:2])}
+
+def overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray = VOC_PALETTE, alpha: float = 0.5) -> np.ndarray:
+    "`rgb` (H,W,3 uint8) with the colours of `mask`'s classes blended in at `alpha`; background (0) and 255 left as they are."
+    out = rgb.astype(np.float32)
+    fg = (mask > 0) & (mask != 255)
+    out[fg] = (1 - alpha) * out[fg] + alpha * palette[mask[fg]].astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+def _save_picture(out: Path, item: dict, labels: dict, palette) -> None:
+    H, W = item['size']
+    rgb = None
+    for v, small in labels.items():
+        mask = small if small.shape == (H, W) else np.asarray(Image.fromarray(small).resize((W, H), Image.NEAREST))
+        save_mask(out/v/'masks'/f"{item['name']}.png", mask, palette)
+        if rgb is None: rgb = item['rgb'].numpy() if tuple(item['rgb'].shape[:2]) == (H, W) else read_picture(item['path'])
+        with atomic_path(out/v/'overlays'/f"{item['name']}.jpg") as tmp:
+            Image.fromarray(overlay(rgb, mask, palette)).save(tmp, format='JPEG', quality=90)
+
+# %% ../nbs/40_infer.ipynb #b2410c7c
+def predict_folder(model: nn.Module, folder: str | os.PathLike, out: str | os.PathLike, scales: Sequence[float] = DEFAULT_SCALES,
+                   flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10, progress=True,
+                   amp: str = 'off', max_side: int = 500, limit: int | None = None, num_workers: int = 0,
+                   palette: np.ndarray = VOC_PALETTE, shard: tuple[int, int] | None = None) -> dict:
+    """Masks and overlays of the pictures in `folder` (`picture_files`) under `out`, as a split's predictions are
+    made (`predictions`, `label_maps`); pictures that cannot be read are skipped. Returns `{'images', 'written',
+    'skipped': [(path, reason)], 'seconds'}` (of this `shard` of the pictures, when given)."""
+    variants, scales, out = _variants(crf), _check_scales(scales), Path(out)
+    paths = picture_files(folder)[:limit]
+    index, count = shard or (0, 1)
+    net = getattr(model, 'module', model)
+    device = next(net.parameters()).device
+    amp_dtype = autocast_dtype(device, amp)
+    if workers is None: workers = default_workers() if count == 1 else 0
+    items = Pictures(paths, max_side, indices=range(index, len(paths), count))
+    written, skipped, t0 = 0, [], time.time()
+    with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, ticker(progress, len(items), f"infer {folder}") as tick:
+        for item, labels in label_maps(predictions(model, items, scales, flip, amp_dtype, num_workers, skip_errors=True), variants, pool):
+            if item.get('error') is not None: skipped.append((item['path'], item['error']))
+            else: _save_picture(out, item, labels, palette); written += 1
+            tick()
+    return {'images': len(items), 'written': written, 'skipped': skipped, 'seconds': round(time.time() - t0, 2)}
+
+# %% ../nbs/40_infer.ipynb #54512f02
+@dataclass
+class InferConfig:
+    "Every setting of `clustercam_infer`; each field is also its option `--field-name`."
+    weights: str | None = option(None, "checkpoint: ours (checkpoint_*.pth), the authors' released .pth, or .safetensors")
+    data_path: str | None = option(None, "data set folder (VOC2012, COCO14, or a synthetic set) whose split to predict and score")
+    images: str | None = option(None, "instead: a folder of your own pictures (jpg, png), a mask and an overlay for each")
+    split: str = option('val', "split to predict: val, train, test, ... or a list file")
+    out: str | None = option(None, "folder for the PNGs and results.{json,md} (none: no files); with --images, required")
+    dataset: str = option('voc', "voc, coco or synthetic")
+    scales: tuple[float, ...] = option(DEFAULT_SCALES, "inference scales")
+    flip: bool = option(False, "also predict the mirror images (max over both)")
+    crf: str = option('both', "dense CRF: off, on, or both (one pass, both numbers)")
+    workers: int | None = option(None, "CRF worker processes; none: all cores; 0: in this process")
+    crf_iters: int = option(10, "mean-field iterations of the CRF")
+    num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks that do not store it")
+    device: str | None = option(None, "cpu, cuda, cuda:1, ...; none: CUDA when available")
+    limit: int | None = option(None, "only the first N images")
+    num_workers: int = option(0, "image-loading processes")
+    progress: bool = option(True, "show a progress bar")
+    processes: int = option(1, "copies of the network on the CPU, each on its share of the cores and images (several GPUs: torchrun)")
+    amp: str = option('off', "precision of the network: off (fp32, the reference's numbers), bf16 (CPU or CUDA), fp16 (CUDA), auto")
+    max_side: int = option(500, "with --images: larger pictures are predicted at this longer side, their masks written at full size (0: no limit)")
+    trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
+
+# %% ../nbs/40_infer.ipynb #a3c56247
+def _split_results(cfg: InferConfig, env: DistEnv) -> tuple:
+    "This rank's `(data set, SegResults or None)` of the split `cfg` names."
+    if env.distributed and cfg.processes > 1: raise ValueError("--processes > 1 and torchrun: choose one")
+    ds = get_dataset(cfg.dataset, cfg.data_path, cfg.split, kind='infer')
+    model, _ = model_from_checkpoint(cfg.weights, ds.num_classes, cfg.num_heads, env.device, trusted=cfg.trust_checkpoint)
+    res = evaluate_split(model, ds, cfg.out, cfg.scales, cfg.flip, cfg.crf, cfg.workers, cfg.crf_iters, cfg.progress and env.main,
+                         cfg.limit, num_workers=cfg.num_workers, processes=cfg.processes, amp=cfg.amp,
+                         shard=(env.rank, env.world_size) if env.distributed else None)
+    if not env.distributed: return ds, res
+    parts = gather_objects(res, env)
+    done = [p for p in parts if p is not None]
+    if not done: return ds, None
+    seconds = max(p.meta['seconds'] for p in done)
+    res = merge_results(parts, {**done[0].meta, 'images': sum(p.meta['images'] for p in done), 'seconds': seconds,
+                                'processes': env.world_size})
+    res.meta.pop('shard', None); res.meta['images_per_second'] = round(res.meta['images'] / max(seconds, 1e-9), 3)
+    return ds, res
+
+def infer_split(cfg: InferConfig, env: DistEnv) -> SegResults | None:
+    "`clustercam_infer --data-path`: the split predicted and scored; rank 0 prints the table and writes results.{json,md}."
+    ds, res = _split_results(cfg, env)
+    if not env.main: return None
     if res is None:
-        print(f"{ds.description}: no ground truth; predictions in {out}" if out else f"{ds.description}: no ground truth")
+        print(f"{ds.description}: no ground truth; predictions in {cfg.out}" if cfg.out else f"{ds.description}: no ground truth")
         return None
-    res.meta.update(weights=str(weights), data_path=str(data_path), split=split)
+    res.meta.update(weights=str(cfg.weights), data_path=str(cfg.data_path), split=cfg.split)
     print(res)
-    if out is not None:
-        js, md = res.save(out); print(f"results: {js} and {md}; predictions under {out}")
+    if cfg.out is not None:
+        js, md = res.save(cfg.out); print(f"results: {js} and {md}; predictions under {cfg.out}")
+    return res
+
+def infer_pictures(cfg: InferConfig, env: DistEnv) -> dict | None:
+    "`clustercam_infer --images`: masks and overlays of a folder of pictures; rank 0 reports (skipped pictures on stderr, exit status 3)."
+    if cfg.out is None: raise ValueError("--images needs --out (the folder for the masks and overlays)")
+    if cfg.processes > 1: raise ValueError("--processes > 1 works with --data-path; for --images start several processes with torchrun")
+    model, info = model_from_checkpoint(cfg.weights, None, cfg.num_heads, env.device, trusted=cfg.trust_checkpoint)
+    res = predict_folder(model, cfg.images, cfg.out, cfg.scales, cfg.flip, cfg.crf, cfg.workers, cfg.crf_iters, cfg.progress and env.main,
+                         cfg.amp, cfg.max_side, cfg.limit, cfg.num_workers, shard=(env.rank, env.world_size) if env.distributed else None)
+    parts = gather_objects(res, env)
+    if not env.main: return None
+    res = {'images': sum(p['images'] for p in parts), 'written': sum(p['written'] for p in parts),
+           'skipped': sorted(s for p in parts for s in p['skipped']), 'seconds': max(p['seconds'] for p in parts)}
+    classes = info['config'].get('classes')
+    atomic_write_json(Path(cfg.out)/'pictures.json', {**res, 'folder': str(cfg.images), 'weights': str(cfg.weights),
+                                                      'classes': ['background', *classes] if classes else None})
+    for path, reason in res['skipped']: print(f"clustercam_infer: skipped: {reason}", file=sys.stderr)
+    print(f"{res['written']} of {res['images']} pictures: masks and overlays under {cfg.out}"
+          + (f"; {len(res['skipped'])} skipped (unreadable, listed in {Path(cfg.out)/'pictures.json'})" if res['skipped'] else ''))
+    return res
+
+@config_cli(InferConfig)
+def clustercam_infer(**given):
+    "Multi-scale inference with the segmentation decoder and optional dense CRF: a split scored (per-class IoU, mIoU), or your own pictures (masks, overlays)."
+    cfg = InferConfig(**config_values(InferConfig, given))
+    if cfg.weights is None: raise ValueError("--weights is required")
+    if (cfg.data_path is None) == (cfg.images is None):
+        raise ValueError("give --data-path (a data set's split, scored) or --images (a folder of pictures), one of them")
+    env = init_distributed(cfg.device)   # under torchrun: one shard of the images per process
+    try: res = infer_pictures(cfg, env) if cfg.images is not None else infer_split(cfg, env)
+    finally: close_distributed(env)
+    if res is not None and cfg.images is not None and res['skipped']: sys.exit(3)   # done, but some pictures could not be read
     return res
 
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'clustercam.infer':

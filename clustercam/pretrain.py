@@ -16,7 +16,7 @@ from .checkpoint import read_checkpoint
 from .synthetic import synth_sample, SYNTH_CLASSES
 
 # %% auto #0
-__all__ = ['PRETRAIN_RECIPE', 'SYNTHETIC_VIT', 'object_centric_set', 'build_vit', 'vit_accuracy', 'pretrain_vit',
+__all__ = ['PRETRAIN_RECIPE', 'SYNTHETIC_VIT', 'DEMO_TRAINING', 'object_centric_set', 'build_vit', 'vit_accuracy', 'pretrain_vit',
            'clustercam_pretrain']
 
 # %% ../nbs/31_pretrain.ipynb #3d2f2381
@@ -74,6 +74,46 @@ def _lr(step: int, r: dict) -> float:
     warm = min(1.0, step / max(1, r['warmup_steps']))
     return r['lr'] * warm * 0.5 * (1 + math.cos(math.pi * step / r['steps']))
 
+def _pretraining_parts(r: dict):
+    "The ViT, its patch head (None without `patch_weight`) and AdamW (no decay on 1-D weights and timm's `no_weight_decay`)."
+    torch.manual_seed(r['seed'])
+    model = build_vit(**r)
+    # the patch head: the classes from the mean of the patch tokens, a loss that reaches them and not only the class token
+    patch_head = torch.nn.Linear(r['embed_dim'], r['n_classes']) if r['patch_weight'] else None
+    named = [*model.named_parameters(), *(patch_head.named_parameters('patch_head') if patch_head else [])]
+    skip = set(model.no_weight_decay())
+    decay = [p for n, p in named if p.ndim > 1 and n not in skip]
+    rest = [p for n, p in named if not (p.ndim > 1 and n not in skip)]
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': r['weight_decay']}, {'params': rest, 'weight_decay': 0.}], lr=r['lr'])
+    return model, patch_head, opt
+
+def _pretraining_loss(model, patch_head, x, y, r: dict) -> torch.Tensor:
+    tokens = model.forward_features(x)                                    # (B, 1+N, D)
+    loss = F.cross_entropy(model.forward_head(tokens), y, label_smoothing=r['label_smoothing'])
+    if patch_head is not None:
+        patch_logits = patch_head(tokens[:, model.num_prefix_tokens:].mean(1))
+        loss = loss + r['patch_weight'] * F.cross_entropy(patch_logits, y, label_smoothing=r['label_smoothing'])
+    return loss
+
+class _PretrainingState:
+    "`out.resume.pth`: the state of a stopped pretraining, written atomically, read back when the recipe is the same."
+    def __init__(self, out: Path, r: dict, model, patch_head, opt):
+        self.file, self.r, self.model, self.head, self.opt = out.with_name(out.name + '.resume.pth'), r, model, patch_head, opt
+        self.t0, self.start, self.spent = time.time(), 0, 0.0
+    def head_state(self): return self.head.state_dict() if self.head is not None else None
+    def seconds(self) -> float: return self.spent + time.time() - self.t0
+    def load(self):
+        if not self.file.is_file(): return
+        state = read_checkpoint(self.file, 'pretraining state')
+        if state['recipe'] != self.r: return
+        self.model.load_state_dict(state['model']); self.opt.load_state_dict(state['optimizer'])
+        if self.head is not None: self.head.load_state_dict(state['patch_head'])
+        self.start, self.spent = state['step'], state['seconds']
+        print(f"pretrain: resuming {self.file} at step {self.start}", flush=True)
+    def save(self, step: int):
+        atomic_torch_save({'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'step': step, 'recipe': self.r,
+                           'patch_head': self.head_state(), 'seconds': self.seconds()}, self.file)
+
 def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 1000, log_every: int = 1000,
                  stop_at_step: int | None = None, data: tuple | None = None, **recipe) -> dict:
     """Train `build_vit` on `object_centric_set` with `PRETRAIN_RECIPE` updated by `recipe`, and write
@@ -84,61 +124,41 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
     if unknown: raise TypeError(f"pretrain_vit: unknown recipe keys {sorted(unknown)}; known: {sorted(PRETRAIN_RECIPE)}")
     r = {**PRETRAIN_RECIPE, **recipe}
     if r['n_images'] <= r['n_val']: raise ValueError(f"n_images ({r['n_images']}) must exceed n_val ({r['n_val']})")
-    out = Path(out); state_file = out.with_name(out.name + '.resume.pth')
-    saved_threads = torch.get_num_threads()
+    out, saved_threads = Path(out), torch.get_num_threads()
     if threads: torch.set_num_threads(threads)
     try:
         t0 = time.time()
         images, labels = data if data is not None else object_centric_set(r['n_images'], r['image_size'], r['n_classes'], r['seed'])
-        torch.manual_seed(r['seed'])
-        model = build_vit(**r)
-        # the patch head: the classes from the mean of the patch tokens, a loss that reaches them and not only the class token
-        patch_head = torch.nn.Linear(r['embed_dim'], r['n_classes']) if r['patch_weight'] else None
-        named = [*model.named_parameters(), *(patch_head.named_parameters('patch_head') if patch_head else [])]
-        skip = set(model.no_weight_decay())
-        decay = [p for n, p in named if p.ndim > 1 and n not in skip]
-        rest = [p for n, p in named if not (p.ndim > 1 and n not in skip)]
-        opt = torch.optim.AdamW([{'params': decay, 'weight_decay': r['weight_decay']}, {'params': rest, 'weight_decay': 0.}], lr=r['lr'])
-        start, spent = 0, 0.0
-        if state_file.is_file():
-            state = read_checkpoint(state_file, 'pretraining state')
-            if state['recipe'] == r:
-                model.load_state_dict(state['model']); opt.load_state_dict(state['optimizer'])
-                if patch_head is not None: patch_head.load_state_dict(state['patch_head'])
-                start, spent = state['step'], state['seconds']
-                print(f"pretrain: resuming {state_file} at step {start}", flush=True)
-        def head_state(): return patch_head.state_dict() if patch_head is not None else None
-        def save_state(step):
-            atomic_torch_save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'step': step, 'recipe': r,
-                               'patch_head': head_state(),
-                               'seconds': spent + time.time() - t0}, state_file)
+        model, patch_head, opt = _pretraining_parts(r)
+        state = _PretrainingState(out, r, model, patch_head, opt); state.t0 = t0; state.load()
+        held_out = lambda: vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
         model.train()
-        for step in range(start + 1, r['steps'] + 1):
+        for step in range(state.start + 1, r['steps'] + 1):
             for g in opt.param_groups: g['lr'] = _lr(step, r)
-            x, y = _batch(images, labels, step, r)
-            tokens = model.forward_features(x)                                    # (B, 1+N, D)
-            loss = F.cross_entropy(model.forward_head(tokens), y, label_smoothing=r['label_smoothing'])
-            if patch_head is not None:
-                patch_logits = patch_head(tokens[:, model.num_prefix_tokens:].mean(1))
-                loss = loss + r['patch_weight'] * F.cross_entropy(patch_logits, y, label_smoothing=r['label_smoothing'])
+            loss = _pretraining_loss(model, patch_head, *_batch(images, labels, step, r), r)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             if log_every and step % log_every == 0:
-                acc = vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
-                print(f"pretrain step {step}/{r['steps']}: loss {loss.item():.3f}, held-out accuracy {acc:.3f}, "
+                print(f"pretrain step {step}/{r['steps']}: loss {loss.item():.3f}, held-out accuracy {held_out():.3f}, "
                       f"{time.time() - t0:.0f} s", flush=True)
-            if step == stop_at_step: save_state(step); return dict(stopped_at=step)
-            if save_every and step % save_every == 0 and step < r['steps']: save_state(step)
-        acc = vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
-        result = {'model': model.state_dict(), 'recipe': r, 'val_accuracy': acc, 'seconds': spent + time.time() - t0,
-                  'patch_head': head_state(),
+            if step == stop_at_step: state.save(step); return dict(stopped_at=step)
+            if save_every and step % save_every == 0 and step < r['steps']: state.save(step)
+        result = {'model': model.state_dict(), 'recipe': r, 'val_accuracy': held_out(), 'seconds': state.seconds(),
+                  'patch_head': state.head_state(),
                   'format': 'timm VisionTransformer (DeiT names); load with clustercam.checkpoint.load_checkpoint(..., init=True)'}
         atomic_torch_save(result, out)
-        state_file.unlink(missing_ok=True)
+        state.file.unlink(missing_ok=True)
         return {k: v for k, v in result.items() if k != 'model'} | {'path': out}
     finally: torch.set_num_threads(saved_threads)
 
 # %% ../nbs/31_pretrain.ipynb #f2d2f065
 SYNTHETIC_VIT = Path(str(resources.files('clustercam')/'weights'/'synthetic_vit_d64.pth'))
+
+# %% ../nbs/31_pretrain.ipynb #b788da0c
+DEMO_TRAINING = dict(dataset='synthetic', synth_train=1500, synth_val=100, synth_size=128, input_size=64, model_img_size=64,
+                     patch_size=8, embed_dim=64, depth=3, num_heads=2, st_depth=3, decoder_width=64, drop_path=0.0,
+                     init=str(SYNTHETIC_VIT), epochs=20, skip_seg=10, batch_size=32, warmup_epochs=0, lr=0.016, min_lr=3e-4,
+                     aa='none', reprob=0.0, crop_scale=0.7, scales=(1.0,), cam_refine=False, bg_thr=0.25,
+                     output_dir='runs/demo_train')
 
 # %% ../nbs/31_pretrain.ipynb #6555e900
 @cli
