@@ -73,7 +73,7 @@ SUCCEEDS = {
                                    '--progress', 'false', '--out', w['dir']/'cams'], 'Best seed threshold'),
     'clustercam_bench': (lambda w: ['--config', 'tiny', '--size', 64, '--tasks', 'par', '--repeats', 1, '--threads', 1,
                                     '--flops', 'false', '--out', w['dir']/'bench.json'], 'par'),
-    'clustercam_export': (lambda w: [w['ck'], w['dir']/'net.safetensors'], 'wrote'),
+    'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.safetensors'], 'wrote'),
 }
 
 # command: (arguments with a bad value, what the one line says)
@@ -84,7 +84,7 @@ FAILS = {
     'clustercam_infer': (lambda w: ['--weights', w['dir']/'missing.pth', '--data-path', w['data']], 'missing.pth'),
     'clustercam_cams': (lambda w: ['--weights', w['ck'], '--data-path', w['dir']/'nowhere'], 'nowhere'),
     'clustercam_bench': (lambda w: ['--config', 'huge'], 'huge'),
-    'clustercam_export': (lambda w: [w['ck'], w['dir']/'net.bin'], 'must end in .safetensors'),
+    'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.bin'], 'must end in .safetensors'),
 }
 
 
@@ -115,7 +115,7 @@ def test_command_fails_in_one_line(command, world):
     r = run(command, *args(world))
     assert r.returncode == 1, f"{command} exited {r.returncode}:\n{r.stderr[-3000:]}"
     assert says in one_line(r, command)
-    positional = {'clustercam_synth': 1, 'clustercam_pretrain': 1, 'clustercam_export': 2}.get(command, 0)   # their required arguments
+    positional = {'clustercam_synth': 1, 'clustercam_pretrain': 1}.get(command, 0)   # their required arguments
     r = run(command, *args(world)[:positional], '--no-such-option', 3)
     assert r.returncode == 2, r.stderr
     assert 'unrecognized arguments: --no-such-option' in one_line(r, command)
