@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.distributed as dist
 from .core import atomic_torch_save, atomic_write_text
 from .checkpoint import load_checkpoint, read_checkpoint
 from .distributed import DistEnv, all_reduce_sum, gather_objects, ddp
@@ -229,9 +230,10 @@ class TensorBoardLog(Callback):
 class SignalStop(Callback):
     "SIGTERM or SIGINT end training after the current step, on every rank at the same step; `learn.stopped` is the signal."
     order = 40                                        # after the logs heard the step, before `Checkpoints` saves
-    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)): self.signals, self.signum, self._old = signals, None, {}
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)): self.signals, self.signum, self._old, self.group = signals, None, {}, None
     def before_fit(self, learn):
         self.signum = None
+        if learn.env.distributed and dist.get_backend() == 'nccl': self.group = dist.new_group(backend='gloo')   # a CPU flag
         for s in self.signals:
             try: self._old[s] = signal.signal(s, self._handle)
             except ValueError: pass                   # not the main thread: no handlers
@@ -240,12 +242,14 @@ class SignalStop(Callback):
         signal.signal(signum, self._old.get(signum, signal.SIG_DFL))   # a second signal: the default behaviour
     def after_batch(self, learn):
         want = self.signum or 0
-        if learn.env.distributed: want = int(all_reduce_sum([want], learn.env)[0])
+        if learn.env.distributed:
+            flag = torch.tensor([float(want)]); dist.all_reduce(flag, group=self.group); want = int(flag.item())
         stop = self.signum or (signal.SIGTERM if want else None)
         if stop: learn.stopped = signal.Signals(stop); raise CancelFit
     def cleanup_fit(self, learn):
         for s, h in self._old.items(): signal.signal(s, h)
         self._old = {}
+        if self.group is not None: dist.destroy_process_group(self.group); self.group = None
 
 class StopAtStep(Callback):
     "End training after `step` steps in all; `learn.stopped` is 'stop_at_step'."
