@@ -262,13 +262,13 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
             images, masks = images.to(env.device, non_blocking=True), masks.to(env.device, non_blocking=True)
             with autocast(env.device, amp_dtype):
                 cls_logits, _, seg_logits = net(images, skip_seg=not segmentation)
-            scores.append(cls_logits.float().sigmoid().cpu()); targets.append(labels.cpu())
+            scores.append(cls_logits.float().sigmoid()); targets.append(labels)    # to the host once, after the loop
             if segmentation:
                 seg = F.interpolate(seg_logits.float(), size=masks.shape[-2:], mode='bilinear', align_corners=False)
                 cm.update(masks, seg.argmax(1))
     finally: net.train(was)
-    scores = torch.cat(gather_objects(torch.cat(scores) if scores else torch.zeros(0, num_classes), env))
-    targets = torch.cat(gather_objects(torch.cat(targets) if targets else torch.zeros(0, num_classes), env))
+    scores = torch.cat(gather_objects(torch.cat(scores).cpu() if scores else torch.zeros(0, num_classes), env))
+    targets = torch.cat(gather_objects(torch.cat(targets).cpu() if targets else torch.zeros(0, num_classes), env))
     out = {'miou': None, 'map': mean_average_precision(targets, scores, over='images'),
            'map_classes': mean_average_precision(targets, scores, over='classes')}
     if segmentation:
