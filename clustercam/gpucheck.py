@@ -4,7 +4,7 @@
 
 # %% ../nbs/51_gpu_check.ipynb #b039e1b2
 from __future__ import annotations
-import json, math, os, subprocess, sys, tempfile, time
+import contextlib, io, json, math, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -88,7 +88,7 @@ def training_check(device: torch.device, amp: str, size: dict, folder: Path, ste
 # %% ../nbs/51_gpu_check.ipynb #bb60d1b8
 def _tiny_run(size: dict) -> dict:
     return dict(input_size=size['input'], model_img_size=size['input'], batch_size=size['batch'], epochs=2, seg_start_epoch=1,
-                warmup_epochs=0, num_workers=0, log_every=0, progress=False, val_split=None, save_epochs=False, scales=(1.0,),
+                warmup_epochs=0, num_workers=0, log_every=0, progress=False, val_split='none', save_epochs=False, scales=(1.0,),
                 drop_path=0.1, par_iters=3, **{k: v for k, v in size['model'].items()})
 
 def resume_check(device: torch.device, size: dict, folder: Path, stop: int = 3, amp: str = 'off') -> dict:
@@ -96,10 +96,11 @@ def resume_check(device: torch.device, size: dict, folder: Path, stop: int = 3, 
     from clustercam.train import train
     data = make_synthetic_voc(folder/'data', n_train=2 * size['batch'], n_val=2, size=size['input'], seed=0)
     run = dict(data_path=str(data), device=str(device), amp=amp, deterministic=True, **_tiny_run(size))
-    train(output_dir=str(folder/'straight'), **run)
-    train(output_dir=str(folder/'stopped'), stop_at_step=stop, **run)
-    with_rng = torch.load(folder/'stopped'/'checkpoint_last.pth', weights_only=True)['rng'][0]
-    train(output_dir=str(folder/'stopped'), resume='auto', **run)
+    with contextlib.redirect_stdout(io.StringIO()):          # the runs' own epoch lines: not part of the report
+        train(output_dir=str(folder/'straight'), **run)
+        train(output_dir=str(folder/'stopped'), stop_at_step=stop, **run)
+        with_rng = torch.load(folder/'stopped'/'checkpoint_last.pth', weights_only=True)['rng'][0]
+        train(output_dir=str(folder/'stopped'), resume='auto', **run)
     a, b = (torch.load(folder/d/'checkpoint_last.pth', weights_only=True) for d in ('straight', 'stopped'))
     diff = max(float((a['model'][k].float() - b['model'][k].float()).abs().max()) for k in a['model'])
     cuda_rng = device.type != 'cuda' or 'cuda' in with_rng
