@@ -9,7 +9,7 @@ WORKERS ?= 2
 # the torch build this machine's wheel cache holds; users elsewhere may set TORCH_PINS= to skip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test demo export docs readme clean bench
+.PHONY: venv test demo export docs readme clean bench gpu-check
 
 $(STAMP): settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/clustercam_bench
+
+# On a machine with a GPU, in a few minutes: the network and CAMs against the reference fixtures (fp32, TF32 off),
+# 20 training steps in fp16 and bf16, resume, DDP when two GPUs are visible, throughput. Status 77 without CUDA.
+gpu-check: $(STAMP)
+	$(PY) -m clustercam.gpucheck
 
 # The docs site in _docs/: Quarto (nbdev_docs) when installed, else nbdev's processing + pandoc
 # (tools/make_docs.sh). DOCS_EXEC=0 skips running the notebooks (faster, no figures).

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'autocast_dtype',
-           'autocast', 'seed_everything', 'atomic_path', 'atomic_torch_save', 'atomic_write_text', 'atomic_write_json',
-           'normalize', 'denormalize', 'repo_root', 'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option',
-           'field_kind', 'config_values', 'config_parser', 'config_cli', 'import_object']
+__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'native_bf16',
+           'autocast_dtype', 'autocast', 'backend_flags', 'seed_everything', 'atomic_path', 'atomic_torch_save',
+           'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize', 'repo_root', 'uniform_tensors',
+           'fixtures_dir', 'load_fixture', 'cli', 'option', 'renamed_values', 'field_kind', 'config_values',
+           'config_parser', 'config_cli', 'import_object']
 
 # %% ../nbs/00_core.ipynb #4d31845d
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -29,20 +30,49 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 # %% ../nbs/00_core.ipynb #d5da2912
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
 
+def native_bf16(device: str | torch.device) -> bool:
+    "Whether `device` computes bf16 natively: a CPU, or a CUDA GPU of compute capability 8.0 or newer (not emulated)."
+    device = torch.device(device)
+    if device.type == 'cpu': return True
+    if device.type != 'cuda' or not torch.cuda.is_available(): return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
 def autocast_dtype(device: str | torch.device, amp: str = 'auto') -> torch.dtype | None:
-    "The autocast dtype for `--amp amp` on `device`, or None for fp32."
+    "The autocast dtype for `--amp amp` on `device`, or None for fp32: `auto` is fp16 on CUDA (the authors' recipe), fp32 elsewhere."
     if amp not in AMP_MODES: raise ValueError(f"--amp must be one of {AMP_MODES}, got {amp!r}")
     device = torch.device(device)
     if amp == 'off': return None
-    if device.type == 'cuda':
-        if amp == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if amp == 'bf16' else torch.float16
-    if amp == 'fp16': raise ValueError(f"--amp fp16 needs a CUDA device (fp16 autocast on {device.type} is slower than fp32); use bf16 or off")
-    return torch.bfloat16 if amp == 'bf16' else None   # 'auto' on a CPU: fp32
+    if amp == 'auto': return torch.float16 if device.type == 'cuda' else None
+    if amp == 'bf16' and not native_bf16(device):
+        cap = '.'.join(map(str, torch.cuda.get_device_capability(device))) if device.type == 'cuda' else device.type
+        raise ValueError(f"--amp bf16: {device} ({cap}) has no native bf16 (emulated bf16 is slower than fp32); use fp16 or off")
+    return torch.bfloat16 if amp == 'bf16' else torch.float16
 
 def autocast(device: str | torch.device, dtype: torch.dtype | None):
     "`torch.autocast` on `device`'s type with `dtype`, or a no-op context for None."
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+# %% ../nbs/00_core.ipynb #10e1aa69
+@contextlib.contextmanager
+def backend_flags(amp_dtype: torch.dtype | None = None, deterministic: bool = False):
+    "Within the body: TF32 off when `amp_dtype` is None (fp32 means fp32); with `deterministic`, deterministic kernels. Restored after."
+    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = dict(tf32=(cuda.allow_tf32, cudnn.allow_tf32), cudnn=(cudnn.deterministic, cudnn.benchmark),
+                 algorithms=(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()),
+                 cublas=os.environ.get('CUBLAS_WORKSPACE_CONFIG'))
+    try:
+        if amp_dtype is None: cuda.allow_tf32 = cudnn.allow_tf32 = False
+        if deterministic:
+            cudnn.deterministic, cudnn.benchmark = True, False
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+        yield
+    finally:
+        cuda.allow_tf32, cudnn.allow_tf32 = saved['tf32']
+        cudnn.deterministic, cudnn.benchmark = saved['cudnn']
+        torch.use_deterministic_algorithms(saved['algorithms'][0], warn_only=saved['algorithms'][1])
+        if saved['cublas'] is None: os.environ.pop('CUBLAS_WORKSPACE_CONFIG', None)
+        else: os.environ['CUBLAS_WORKSPACE_CONFIG'] = saved['cublas']
 
 # %% ../nbs/00_core.ipynb #a0b37630
 def seed_everything(seed: int) -> None:
@@ -180,9 +210,21 @@ def cli(func):
     return _f
 
 # %% ../nbs/00_core.ipynb #c693d9be
-def option(default, help: str) -> dataclasses.Field:
-    "A field of a settings dataclass that is also a command-line option: its `default` and the `help` that `--help` shows."
-    return dataclasses.field(default=default, metadata={'help': help})
+def option(default, help: str, old_names: tuple[str, ...] = ()) -> dataclasses.Field:
+    "A field of a settings dataclass that is also a command-line option: its `default`, the `help` that `--help` shows, and the names it had before."
+    return dataclasses.field(default=default, metadata={'help': help, 'old_names': tuple(old_names)})
+
+def renamed_values(cls, values: dict) -> dict:
+    "`values` with the old names of `cls`'s fields (`option(old_names=...)`) replaced by the new ones; both given is an error."
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        for old in f.metadata.get('old_names', ()):
+            if old not in out: continue
+            if f.name in out and out[f.name] is not None and out[old] is not None and out[f.name] != out[old]:
+                raise ValueError(f"--{old.replace('_', '-')} is the old name of --{f.name.replace('_', '-')}: give one of them")
+            v = out.pop(old)
+            if out.get(f.name) is None: out[f.name] = v
+    return out
 
 _CONVERT = {'int': int, 'float': float, 'str': str, 'bool': str2bool}
 
@@ -201,6 +243,7 @@ def field_kind(f: dataclasses.Field) -> tuple[str, bool, bool]:
 def config_values(cls, values: dict) -> dict:
     "`values` as the fields of dataclass `cls` hold them: 'none' or '' becomes None in optional fields, lists become tuples; unknown names are refused."
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = renamed_values(cls, values)
     unknown = sorted(set(values) - set(fields))
     if unknown: raise ValueError(f"unknown option(s) {unknown} for {cls.__name__}; known: {sorted(fields)}")
     out = dict(values)
@@ -238,6 +281,8 @@ def config_parser(cls, prog: str, description: str | None = None) -> argparse.Ar
             kw.update(type=convert, metavar=elem.upper(), **({'nargs': '+'} if many else {}))
         action = p.add_argument('--' + f.name.replace('_', '-'), **kw)
         if '_' in f.name: p._option_string_actions['--' + f.name] = action   # --data_path parses too, unlisted
+        for old in f.metadata.get('old_names', ()):                            # so do a renamed field's old names
+            for spelling in {'--' + old, '--' + old.replace('_', '-')}: p._option_string_actions[spelling] = action
     return p
 
 def config_cli(cls):

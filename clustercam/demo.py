@@ -26,7 +26,7 @@ DEMO_DATA = dict(n_train=1500, n_val=100, size=128, seed=0, n_classes=5)
 DEMO_PRESET = 'demo'   # clustercam.pretrain.DEMO_TRAINING: the model, init, schedule and pseudo-label settings (see above)
 DEMO_OVERRIDES = dict(device='cpu', num_workers=0, val_every=5, save_epochs=False, log_every=0)
 QUICK_DATA = dict(n_train=8, n_val=3, size=64, seed=0, n_classes=3)
-QUICK_OVERRIDES = dict(device='cpu', num_workers=0, epochs=2, skip_seg=1, batch_size=4, input_size=64, embed_dim=32,
+QUICK_OVERRIDES = dict(device='cpu', num_workers=0, epochs=2, seg_start_epoch=1, batch_size=4, input_size=64, embed_dim=32,
                        depth=2, num_heads=2, st_depth=2, decoder_width=16, val_every=1, save_epochs=False, log_every=0,
                        scales=(1.0,), par_iters=2)
 EVAL_SCALES = (0.25, 0.375, 0.5, 0.625, 0.75)   # the reference's 0.5..1.5 around the training scale: 64 px views of 128 px images
@@ -43,7 +43,7 @@ def train_and_evaluate(name: str, data: Path, out: Path, overrides: dict, t0: fl
     run = out/name
     cfg = make_config(preset, data_path=str(data), output_dir=str(run), progress=progress, **overrides)
     _stamp(t0, f"training {name}: embed {cfg.embed_dim}, depth {cfg.depth}, heads {cfg.num_heads}, st_depth {cfg.st_depth}, "
-               f"patch {cfg.patch_size}, input {cfg.input_size}, {cfg.epochs} epochs ({cfg.skip_seg} without segmentation)")
+               f"patch {cfg.patch_size}, input {cfg.input_size}, {cfg.epochs} epochs ({cfg.seg_start_epoch} without segmentation)")
     t = time.time(); train(cfg); train_s = time.time() - t
     _stamp(t0, f"trained {name} in {train_s:.0f} s; evaluating on val ({len(scales)} scales, with and without CRF)")
     val = get_dataset('synthetic', data, 'val', kind='infer')
@@ -75,7 +75,7 @@ def write_report(out: Path, arms: list[dict], data_info: dict, timings: dict, fi
         f"{data_info['size']} px, {data_info['n_classes']} classes ({', '.join(classes[1:])}), seed {data_info['seed']}. "
         'Training sees image-level labels only; the validation masks are used for evaluation only.', '',
         f"Model: embed {c['embed_dim']}, depth {c['depth']}, heads {c['num_heads']}, patch {c['patch_size']}, "
-        f"input {c['input_size']} px; {c['epochs']} epochs ({c['skip_seg']} before the segmentation loss), batch "
+        f"input {c['input_size']} px; {c['epochs']} epochs ({c['seg_start_epoch']} before the segmentation loss), batch "
         f"{c['batch_size']}, lr {c['lr_scaled']:.3g} after scaling, cosine to {c['min_lr']:.3g}. The ablation differs only in st_depth=0.", '',
         f"Pseudo labels: CAMs at scales {list(c['scales'])}, {'with' if c.get('cam_refine', True) else 'without'} the patch "
         f"affinity (`cam_refine`), background threshold {c['bg_thr']} +- {c['delta']}, PAR.", '',

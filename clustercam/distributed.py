@@ -64,8 +64,13 @@ def gather_objects(obj, env: DistEnv) -> list:
     out = [None] * env.world_size; dist.all_gather_object(out, obj)
     return out
 
-def any_rank(flag: bool, device: torch.device | str = 'cpu') -> bool:
-    "True on every process when `flag` is true on any of them (the flag itself when alone)."
+def any_rank(flag: bool | torch.Tensor, device: torch.device | str = 'cpu') -> bool | torch.Tensor:
+    """True on every process when `flag` is true on any of them (the flag itself when alone). A tensor `flag`
+    gives a bool tensor on its device, without waiting for it: the caller reads it when it reads the rest."""
+    if isinstance(flag, torch.Tensor):
+        t = flag.detach().float().reshape(-1).amax()
+        if is_distributed(): dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t > 0
     if not is_distributed(): return bool(flag)
     t = torch.tensor([float(flag)], device=device); dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.item() > 0

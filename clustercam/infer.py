@@ -120,15 +120,20 @@ class FullResolution(torch.utils.data.Dataset):
         return {'index': i, 'name': name, 'image': image, 'labels': labels, 'rgb': rgb}
 
 def predictions(model: nn.Module, items, scales: Sequence[float] = DEFAULT_SCALES, flip: bool = False,
-                amp_dtype: torch.dtype | None = None, num_workers: int = 0, skip_errors: bool = False) -> Iterator[dict]:
+                amp_dtype: torch.dtype | None = None, num_workers: int = 0, skip_errors: bool = False,
+                probs: bool = True) -> Iterator[dict]:
     """Each item of `items` (a data set of dicts with 'image', 'rgb', 'name', 'index', like `FullResolution`'s),
-    in order, with 'probs' (K+1,H,W) from `predict_probs` in place of 'image'; items with an 'error' pass through.
-    `skip_errors`: an image the network refuses (too small) becomes such an item instead of stopping everything."""
+    in order, with 'argmax' (H,W) uint8 taken on the device and, with `probs`, 'probs' (K+1,H,W) from `predict_probs`
+    in place of 'image' (a CRF needs them; without one, only the label map comes to the host). Items with an
+    'error' pass through. `skip_errors`: an image the network refuses (too small) becomes such an item instead of stopping everything."""
     device = next(getattr(model, 'module', model).parameters()).device
     for item in torch.utils.data.DataLoader(items, batch_size=None, num_workers=num_workers):
         if item.get('error') is None:
             image = item.pop('image')
-            try: item['probs'] = predict_probs(model, image.to(device), scales, flip, amp_dtype)[0].cpu()
+            try:
+                p = predict_probs(model, image.to(device), scales, flip, amp_dtype)[0]
+                item['argmax'] = p.argmax(0).to(torch.uint8).cpu()          # K+1 <= 256 classes (COCO: 81)
+                if probs: item['probs'] = p.cpu()
             except ValueError as e:
                 if not skip_errors: raise
                 item['error'] = f"cannot predict {item.get('path', item['name'])}: {e}"
@@ -184,8 +189,9 @@ def label_maps(preds: Iterable[dict], variants: Sequence[str], pool: CRFPool) ->
             yield item, {**done, 'crf': labels}
     for item in preds:
         if item.get('error') is not None: yield item, {}; continue
-        probs = item.pop('probs')
-        done = {'no_crf': probs.argmax(0).numpy().astype(np.uint8)} if 'no_crf' in variants else {}
+        probs, argmax = item.pop('probs', None), item.pop('argmax', None)
+        if argmax is None: argmax = probs.argmax(0)                          # items from elsewhere may carry probs only
+        done = {'no_crf': argmax.numpy().astype(np.uint8)} if 'no_crf' in variants else {}
         if 'crf' not in variants: yield item, done; continue
         waiting[item['index']] = (item, done)
         pool.submit(item['index'], item['rgb'].numpy(), probs.numpy())
@@ -255,8 +261,8 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     scores, t0 = Scores(dataset, variants) if dataset.has_masks else None, time.time()
     with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, \
          ticker(progress, len(indices), f"infer {getattr(dataset, 'description', '')}") as tick:
-        for item, labels in label_maps(predictions(model, FullResolution(dataset, indices), scales, flip, amp_dtype, num_workers),
-                                       variants, pool):
+        for item, labels in label_maps(predictions(model, FullResolution(dataset, indices), scales, flip, amp_dtype, num_workers,
+                                                   probs='crf' in variants), variants, pool):
             if out is not None:
                 for v, pred in labels.items(): _save_pred(out, v, item['name'], pred, palette)
             if scores is not None: scores.add(item['index'], labels)
@@ -399,7 +405,8 @@ def predict_folder(model: nn.Module, folder: str | os.PathLike, out: str | os.Pa
     items = Pictures(paths, max_side, indices=range(index, len(paths), count))
     written, skipped, t0 = 0, [], time.time()
     with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, ticker(progress, len(items), f"infer {folder}") as tick:
-        for item, labels in label_maps(predictions(model, items, scales, flip, amp_dtype, num_workers, skip_errors=True), variants, pool):
+        preds = predictions(model, items, scales, flip, amp_dtype, num_workers, skip_errors=True, probs='crf' in variants)
+        for item, labels in label_maps(preds, variants, pool):
             if item.get('error') is not None: skipped.append((item['path'], item['error']))
             else: _save_picture(out, item, labels, palette); written += 1
             tick()
@@ -426,7 +433,7 @@ class InferConfig:
     num_workers: int = option(0, "image-loading processes")
     progress: bool = option(True, "show a progress bar")
     processes: int = option(1, "copies of the network on the CPU, each on its share of the cores and images (several GPUs: torchrun)")
-    amp: str = option('off', "precision of the network: off (fp32, the reference's numbers), bf16 (CPU or CUDA), fp16 (CUDA), auto")
+    amp: str = option('off', "precision of the network: off (fp32, the reference's numbers), fp16, bf16 (GPUs of compute capability 8.0+, or CPU), auto (CUDA: fp16; CPU: fp32)")
     max_side: int = option(500, "with --images: larger pictures are predicted at this longer side, their masks written at full size (0: no limit)")
     trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
 

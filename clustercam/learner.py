@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.distributed as dist
 from .core import atomic_torch_save, atomic_write_text
 from .checkpoint import load_checkpoint, read_checkpoint
 from .distributed import DistEnv, all_reduce_sum, gather_objects, ddp
@@ -17,16 +18,17 @@ from .distributed import DistEnv, all_reduce_sum, gather_objects, ddp
 # %% auto #0
 __all__ = ['isolated_rng', 'SeededSamples', 'EpochSampler', 'train_loader', 'NonFiniteLoss', 'CancelFit', 'Callback', 'Learner',
            'LossMeans', 'ProgressBar', 'step_record', 'MetricsLog', 'TensorBoardLog', 'SignalStop', 'StopAtStep',
-           'rng_state', 'set_rng_state', 'Checkpoints', 'resume_path', 'load_training_checkpoint', 'Resume',
-           'DistributedModel']
+           'rng_state', 'cuda_states_to_restore', 'set_rng_state', 'Checkpoints', 'resume_path',
+           'load_training_checkpoint', 'Resume', 'DistributedModel']
 
 # %% ../nbs/29_learner.ipynb #98ce58e1
 @contextlib.contextmanager
 def isolated_rng(seed: int):
-    "Run the body with Python's, NumPy's and torch's (CPU) generators seeded by `seed`; restore them afterwards."
+    "Run the body with Python's, NumPy's and torch's CPU generators seeded by `seed`; restore them afterwards. CUDA's are left alone."
     py, npy = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+        # not torch.manual_seed, which also reseeds every CUDA generator (and fork_rng(devices=[]) would not restore them)
+        random.seed(seed); np.random.seed(seed % 2**32); torch.default_generator.manual_seed(seed)
         try: yield
         finally: random.setstate(py); np.random.set_state(npy)
 
@@ -228,9 +230,10 @@ class TensorBoardLog(Callback):
 class SignalStop(Callback):
     "SIGTERM or SIGINT end training after the current step, on every rank at the same step; `learn.stopped` is the signal."
     order = 40                                        # after the logs heard the step, before `Checkpoints` saves
-    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)): self.signals, self.signum, self._old = signals, None, {}
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)): self.signals, self.signum, self._old, self.group = signals, None, {}, None
     def before_fit(self, learn):
         self.signum = None
+        if learn.env.distributed and dist.get_backend() == 'nccl': self.group = dist.new_group(backend='gloo')   # a CPU flag
         for s in self.signals:
             try: self._old[s] = signal.signal(s, self._handle)
             except ValueError: pass                   # not the main thread: no handlers
@@ -239,12 +242,14 @@ class SignalStop(Callback):
         signal.signal(signum, self._old.get(signum, signal.SIG_DFL))   # a second signal: the default behaviour
     def after_batch(self, learn):
         want = self.signum or 0
-        if learn.env.distributed: want = int(all_reduce_sum([want], learn.env)[0])
+        if learn.env.distributed:
+            flag = torch.tensor([float(want)]); dist.all_reduce(flag, group=self.group); want = int(flag.item())
         stop = self.signum or (signal.SIGTERM if want else None)
         if stop: learn.stopped = signal.Signals(stop); raise CancelFit
     def cleanup_fit(self, learn):
         for s, h in self._old.items(): signal.signal(s, h)
         self._old = {}
+        if self.group is not None: dist.destroy_process_group(self.group); self.group = None
 
 class StopAtStep(Callback):
     "End training after `step` steps in all; `learn.stopped` is 'stop_at_step'."
@@ -259,15 +264,22 @@ def rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     # plain types (NumPy's key array as a list), so that the checkpoint loads with weights_only=True
     s = dict(python=random.getstate(), numpy=(kind, keys.tolist(), pos, has_gauss, gauss), torch=torch.get_rng_state())
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): s['cuda'] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():   # per device, keyed by its index
+        s['cuda'] = {i: torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())}
     return s
 
+def cuda_states_to_restore(saved, device_count: int) -> dict:
+    "`{device index: state}` of the saved CUDA states (a dict by index, or an older checkpoint's list) for the devices there are now."
+    states = dict(enumerate(saved)) if isinstance(saved, (list, tuple)) else dict(saved or {})
+    return {int(i): st for i, st in states.items() if int(i) < device_count}
+
 def set_rng_state(s: dict) -> None:
-    "Restore what `rng_state` returned."
+    "Restore what `rng_state` returned; CUDA states of devices this machine lacks are skipped (resume on 1 GPU from a 4-GPU run)."
     kind, keys, pos, has_gauss, gauss = s['numpy']
     random.setstate(s['python']); np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(s['torch'])
-    if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+    if s.get('cuda') is not None and torch.cuda.is_available():
+        for i, st in cuda_states_to_restore(s['cuda'], torch.cuda.device_count()).items(): torch.cuda.set_rng_state(st, i)
 
 # %% ../nbs/29_learner.ipynb #1f15387d
 class Checkpoints(Callback):
@@ -370,7 +382,15 @@ class Resume(Callback):
             warnings.warn(f"resuming with global batch {now}, the checkpoint used {saved}: the data order of the rest of the epoch differs")
 
 class DistributedModel(Callback):
-    "Under torchrun, training runs on the model in DistributedDataParallel (`distributed.ddp`), wrapped after `Resume`; `learn.net` stays the network."
+    """Under torchrun, training runs on the model in DistributedDataParallel (`distributed.ddp`), wrapped after `Resume`;
+    `learn.net` stays the network. `unused(learn)`: whether some parameters get no gradient in the epoch about to
+    start (DDP's `find_unused_parameters`, which walks the autograd graph every step); asked at each epoch's start,
+    the model is wrapped again when the answer changes."""
     order = -50
-    def before_fit(self, learn): learn.model = ddp(learn.net, learn.env)
+    def __init__(self, unused: Callable = lambda learn: True): self.unused, self.find_unused = unused, None
+    def before_fit(self, learn): self.find_unused = None
+    def before_epoch(self, learn):
+        flag = bool(self.unused(learn))
+        if learn.env.distributed and flag != self.find_unused: learn.model = ddp(learn.net, learn.env, find_unused_parameters=flag)
+        self.find_unused = flag
     def cleanup_fit(self, learn): learn.model = learn.net

@@ -18,27 +18,45 @@ def _as_long_tensor(x, name):
     return x.long()
 
 class ConfusionMatrix:
-    "Pixel counts `counts[gt, pred]` over `num_classes` classes; `ignore_index` in the ground truth is skipped."
+    """Pixel counts `counts[gt, pred]` over `num_classes` classes; `ignore_index` in the ground truth is skipped.
+    Updates from a GPU stay on it (no wait for the device per update) until `counts` is read."""
+    check_at_once = None   # None: labels out of range raise in `update` on a CPU, when `counts` is read on a GPU
     def __init__(self, num_classes: int, ignore_index: int = 255):
         if num_classes < 1: raise ValueError(f"ConfusionMatrix: num_classes must be >= 1, got {num_classes}")
         self.num_classes, self.ignore_index = int(num_classes), ignore_index
-        self.counts = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self._counts, self._pending, self._bad = torch.zeros(num_classes, num_classes, dtype=torch.int64), None, None
+
+    @property
+    def counts(self) -> torch.Tensor:
+        "The counts on the CPU (the device's updates added in, and their labels checked, now)."
+        if self._pending is not None:
+            pending, bad, self._pending, self._bad = self._pending.cpu(), bool(self._bad), None, None
+            if bad: raise ValueError(f"ConfusionMatrix.update: labels must be in [0, {self.num_classes}) or {self.ignore_index} "
+                                     "(gt only); found others (in updates on the device)")
+            self._counts += pending
+        return self._counts
+    @counts.setter
+    def counts(self, value: torch.Tensor): self._counts, self._pending, self._bad = value, None, None
 
     def update(self, gt, pred) -> 'ConfusionMatrix':
         "Add the pixels of `gt` and `pred` (arrays or tensors of the same shape, any shape, any device)."
         gt, pred = _as_long_tensor(gt, 'gt'), _as_long_tensor(pred, 'pred')
         if gt.shape != pred.shape:
             raise ValueError(f"ConfusionMatrix.update: gt {tuple(gt.shape)} and pred {tuple(pred.shape)} must have the same shape")
-        pred = pred.to(gt.device)
+        gt, pred, C = gt.flatten(), pred.to(gt.device).flatten(), self.num_classes
         keep = gt != self.ignore_index
-        gt, pred = gt[keep], pred[keep]
-        C = self.num_classes
-        bad = (gt < 0) | (gt >= C) | (pred < 0) | (pred >= C)
-        if bad.any():
+        bad = keep & ((gt < 0) | (gt >= C) | (pred < 0) | (pred >= C))
+        at_once = self.check_at_once if self.check_at_once is not None else gt.device.type == 'cpu'
+        if at_once and bad.any():
             i = int(bad.nonzero()[0, 0])
             raise ValueError(f"ConfusionMatrix.update: labels must be in [0, {C}) or {self.ignore_index} (gt only); "
                              f"found gt={int(gt[i])}, pred={int(pred[i])}")
-        self.counts += torch.bincount(gt * C + pred, minlength=C * C).view(C, C).cpu()
+        # skipped pixels (ignored, or out of range and reported later) go to a spare bin: no boolean indexing, no wait
+        index = torch.where(keep & ~bad, gt * C + pred, torch.full_like(gt, C * C))
+        add = torch.bincount(index, minlength=C * C + 1)[:C * C].view(C, C)
+        if at_once: self._counts += add.cpu(); return self
+        self._pending = add if self._pending is None else self._pending.add_(add)
+        self._bad = bad.any() if self._bad is None else self._bad | bad.any()
         return self
 
     def merge(self, other: 'ConfusionMatrix') -> 'ConfusionMatrix':

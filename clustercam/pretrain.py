@@ -156,7 +156,7 @@ SYNTHETIC_VIT = Path(str(resources.files('clustercam')/'weights'/'synthetic_vit_
 # %% ../nbs/31_pretrain.ipynb #b788da0c
 DEMO_TRAINING = dict(dataset='synthetic', synth_train=1500, synth_val=100, synth_size=128, input_size=64, model_img_size=64,
                      patch_size=8, embed_dim=64, depth=3, num_heads=2, st_depth=3, decoder_width=64, drop_path=0.0,
-                     init=str(SYNTHETIC_VIT), epochs=20, skip_seg=10, batch_size=32, warmup_epochs=0, lr=0.016, min_lr=3e-4,
+                     init=str(SYNTHETIC_VIT), epochs=20, seg_start_epoch=10, batch_size=32, warmup_epochs=0, lr=0.016, min_lr=3e-4,
                      aa='none', reprob=0.0, crop_scale=0.7, scales=(1.0,), cam_refine=False, bg_thr=0.25,
                      output_dir='runs/demo_train')
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .core import seed_everything, atomic_write_json, denormalize, option, config_values, config_cli, import_object
-from .core import AMP_MODES, autocast_dtype, autocast
+from .core import seed_everything, atomic_write_json, denormalize, option, config_values, config_cli, import_object, renamed_values
+from .core import AMP_MODES, autocast_dtype, autocast, backend_flags
 from .model import ClusterCAM
 from .checkpoint import load_checkpoint, read_checkpoint
 from .refine import PAR, multiscale_cams, pseudo_labels
@@ -30,8 +30,8 @@ from .learner import (isolated_rng, SeededSamples, EpochSampler, rng_state, set_
 # %% auto #0
 __all__ = ['PRESETS', 'train_step', 'param_groups', 'scaled_lr', 'build_optimizer', 'build_scheduler', 'set_epoch_lr',
            'TrainConfig', 'preset_values', 'make_config', 'val_loader', 'evaluate', 'Validation', 'EpochSchedule',
-           'ClusterCAMStep', 'TrainingInterrupted', 'amp_setup', 'build_model', 'default_parts', 'learner', 'outcome',
-           'train', 'config_from_args', 'clustercam_train']
+           'ClusterCAMStep', 'TrainingInterrupted', 'amp_setup', 'BackendFlags', 'build_model', 'default_parts',
+           'learner', 'outcome', 'train', 'config_from_args', 'clustercam_train']
 
 # %% ../nbs/30_train.ipynb #930513d4
 def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
@@ -48,16 +48,19 @@ def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                par: nn.Module, scales: Sequence[float] = (1.0, 0.75, 1.25), bg_thr: float = 0.4, delta: float = 0.1,
                skip_seg: bool = False, scaler=None, amp_dtype: torch.dtype | None = None, clip_grad: float | None = None,
-               seg_weight: float = 0.1, cam_layers: int = 3, cam_refine: bool = True, keep: dict | None = None) -> dict:
+               seg_weight: float = 0.1, cam_layers: int = 3, cam_refine: bool = True, keep: dict | None = None,
+               cam_amp: bool = True, max_present: int | None = None) -> dict:
     """One optimisation step on a normalised batch `images` (B,3,S,S) with image labels `labels` (B,K):
     pseudo labels (unless `skip_seg`), losses, backward, step. Returns floats `loss`, `cls`, `pat`, `seg`
-    (and `grad_norm` when clipping). Raises `NonFiniteLoss` before the backward pass. `keep`: a dict that
-    receives the step's `pseudo_labels` (B,S,S) when it makes them, for whoever wants to look at them."""
+    (and `grad_norm` when clipping), read from the device at once. Raises `NonFiniteLoss` before the
+    optimiser step. `keep`: a dict that receives the step's `pseudo_labels` (B,S,S) when it makes them.
+    `cam_amp`: the CAM pass under autocast too. `max_present`: 1 + the most classes an image of the batch has
+    (from the labels on the host), for `pseudo_labels`."""
     device = images.device
     net = getattr(model, 'module', model)
     optimizer.zero_grad(set_to_none=True)
     if not skip_seg:
-        with autocast(device, amp_dtype):
+        with autocast(device, amp_dtype if cam_amp else None):
             cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
         images01 = denormalize(images.float(), through_uint8=True)
         plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta)
@@ -67,13 +70,15 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
     cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(pat_logits.float(), labels)
     seg = cls.new_zeros(()) if skip_seg else _seg_term(seg_logits, plabels)
     loss = cls + pat + seg_weight * seg
-    terms = dict(loss=loss.item(), cls=cls.item(), pat=pat.item(), seg=seg.item())
-    if any_rank(not all(math.isfinite(v) for v in terms.values()), device):   # every rank stops together, or none does
-        raise NonFiniteLoss(terms)
+    values = torch.stack([loss, cls, pat, seg]).detach()
+    nonfinite = any_rank(~torch.isfinite(values).all(), device)   # every rank stops together, or none does
     (scaler.scale(loss) if scaler is not None else loss).backward()
     if clip_grad:
         if scaler is not None: scaler.unscale_(optimizer)
-        terms['grad_norm'] = torch.nn.utils.clip_grad_norm_(net.parameters(), clip_grad).item()
+        values = torch.cat([values, torch.nn.utils.clip_grad_norm_(net.parameters(), clip_grad).detach().float().view(1)])
+    *read, flag = torch.cat([values.float(), nonfinite.float().view(1)]).tolist()   # the step's one host read
+    terms = dict(zip(('loss', 'cls', 'pat', 'seg', 'grad_norm'), read))
+    if flag: raise NonFiniteLoss({k: v for k, v in terms.items() if k != 'grad_norm'})
     if scaler is not None: scaler.step(optimizer); scaler.update()
     else: optimizer.step()
     return terms
@@ -144,7 +149,9 @@ class TrainConfig:
     clustering_block: str | None = option(None, "your clustering block, 'package.module:Class' (a ClusteringBlock subclass); none: ClusterCAM's")
     # optimisation
     epochs: int = option(24, "number of epochs")
-    skip_seg: int = option(12, "first epochs without the segmentation loss (no pseudo labels)")
+    # the epoch the segmentation loss starts at; the authors' `--skip_seg`, renamed since `skip_seg` is a yes/no elsewhere
+    seg_start_epoch: int = option(12, "epoch the segmentation loss (and the pseudo labels) starts at; the epochs before train the classifier alone",
+                                  old_names=('skip_seg',))
     batch_size: int = option(16, "images per process and step")
     lr: float = option(0.032, "base learning rate, scaled by the global batch / 512")
     min_lr: float = option(1e-5, "floor of the cosine schedule")
@@ -166,13 +173,15 @@ class TrainConfig:
     # the run
     output_dir: str = option('runs/synthetic', "folder for checkpoints, config.json and metrics.jsonl")
     device: str | None = option(None, "cpu, cuda, cuda:1, ...; none: CUDA when available")
-    amp: str = option('auto', "mixed precision: auto (CUDA: bf16 or fp16; CPU: fp32), bf16 (CPU too), fp16 (CUDA) or off")
+    amp: str = option('auto', "mixed precision: auto (CUDA: fp16 with loss scaling, the authors' recipe; CPU: fp32), bf16 (GPUs of compute capability 8.0+, or CPU), fp16, or off (fp32, TF32 off)")
+    cam_amp: bool = option(True, "run the CAM pass for the pseudo labels under autocast too, as the authors do (the label arithmetic stays fp32)")
+    deterministic: bool = option(False, "deterministic GPU kernels and no cuDNN benchmarking (core.backend_flags): repeatable GPU runs, slower steps")
     seed: int = option(0, "random seed of the weights, the data order and the augmentation")
     num_workers: int = option(4, "DataLoader workers per process")
     val_batch_size: int | None = option(None, "validation batch; none: batch_size")
     val_every: int = option(1, "validate every this many epochs (and after the last)")
     save_every_steps: int = option(0, "also write checkpoint_last.pth every this many steps (0: at the end of each epoch only)")
-    save_epochs: bool = option(True, "keep the model of every epoch from skip_seg on (checkpoint_EPOCH.pth), as the authors did")
+    save_epochs: bool = option(True, "keep the model of every epoch from seg_start_epoch on (checkpoint_EPOCH.pth), as the authors did")
     log_every: int = option(20, "steps between lines of metrics.jsonl (0: epochs only)")
     tensorboard: bool = option(False, "also log to output_dir/tensorboard")
     progress: bool = option(True, "show a progress bar")
@@ -180,14 +189,18 @@ class TrainConfig:
     resume: str | None = option(None, "checkpoint_last.pth to continue from, or auto (output_dir's, when there)")
     stop_at_step: int | None = option(None, "stop after this many steps in all, saving checkpoint_last.pth")
     trust_checkpoint: bool = option(False, "read --init, --finetune and --resume files with full pickle, which can run code: only files you trust")
+    @property
+    def skip_seg(self) -> int: return self.seg_start_epoch   # the old name, still readable
+
+_AUTHORS_PRECISION = dict(amp='auto', cam_amp=True)   # on CUDA: fp16 autocast and a loss scaler, the CAM pass included
 
 PRESETS = {
     'voc': dict(dataset='voc', train_split='train_aug', val_split='val', input_size=448, embed_dim=384, depth=12,
-                num_heads=6, st_depth=12, decoder_width=512, epochs=80, skip_seg=50, batch_size=9, lr=5e-4, min_lr=1e-5, warmup_epochs=5, crop_scale=0.08,
-                bg_thr=0.4, delta=0.1, output_dir='runs/voc'),
+                num_heads=6, st_depth=12, decoder_width=512, epochs=80, seg_start_epoch=50, batch_size=9, lr=5e-4, min_lr=1e-5, warmup_epochs=5, crop_scale=0.08,
+                bg_thr=0.4, delta=0.1, output_dir='runs/voc', **_AUTHORS_PRECISION),
     'coco': dict(dataset='coco', train_split='train', val_split='val', input_size=448, embed_dim=384, depth=12,
-                 num_heads=6, st_depth=12, decoder_width=512, epochs=60, skip_seg=40, batch_size=6, lr=5e-4, min_lr=1e-5, warmup_epochs=5, crop_scale=0.08,
-                 bg_thr=0.43, delta=0.1, output_dir='runs/coco'),
+                 num_heads=6, st_depth=12, decoder_width=512, epochs=60, seg_start_epoch=40, batch_size=6, lr=5e-4, min_lr=1e-5, warmup_epochs=5, crop_scale=0.08,
+                 bg_thr=0.43, delta=0.1, output_dir='runs/coco', **_AUTHORS_PRECISION),
     'synthetic': dict(),   # the TrainConfig defaults
     'demo': 'clustercam.pretrain:DEMO_TRAINING',   # `make demo`'s recipe lives with the backbone it starts from (31_pretrain)
 }
@@ -196,18 +209,19 @@ PRESETS = {
 def preset_values(name: str) -> dict:
     "The fields preset `name` sets: a key of `PRESETS` (a dict, or 'package.module:NAME' imported when asked for) or a 'package.module:NAME' of your own."
     spec = PRESETS.get(name, name)
-    if isinstance(spec, dict): return dict(spec)
+    if isinstance(spec, dict): return renamed_values(TrainConfig, spec)
     if ':' not in str(spec): raise ValueError(f"--preset must be one of {sorted(PRESETS)} or 'package.module:NAME', got {name!r}")
     values = import_object(spec, '--preset')
     if not isinstance(values, dict): raise ValueError(f"--preset {name!r}: {spec} is a {type(values).__name__}, not a dict of TrainConfig fields")
-    return dict(values)
+    return renamed_values(TrainConfig, values)
 
 def _check_config(c: TrainConfig) -> TrainConfig:
     def need(ok, msg):
         if not ok: raise ValueError(f"training config: {msg}")
     need(c.dataset in ('voc', 'coco', 'synthetic'), f"dataset must be 'voc', 'coco' or 'synthetic', got {c.dataset!r}")
     need(c.data_path is not None or c.dataset == 'synthetic', f"--data-path is needed for dataset {c.dataset!r}")
-    need(c.epochs >= 1 and 0 <= c.skip_seg <= c.epochs, f"need epochs >= 1 and 0 <= skip_seg <= epochs, got {c.epochs}, {c.skip_seg}")
+    need(c.epochs >= 1 and 0 <= c.seg_start_epoch <= c.epochs,
+         f"need epochs >= 1 and 0 <= seg_start_epoch <= epochs, got {c.epochs}, {c.seg_start_epoch}")
     need(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
     need(c.input_size >= 2 * c.patch_size, f"input_size must be at least {2 * c.patch_size}, got {c.input_size}")
     need(c.decoder_dilation >= 1, f"decoder_dilation must be >= 1, got {c.decoder_dilation}")
@@ -219,6 +233,7 @@ def _check_config(c: TrainConfig) -> TrainConfig:
 
 def make_config(preset: str = 'synthetic', **overrides) -> TrainConfig:
     "The `preset`'s `TrainConfig` with `overrides` (None values are ignored: 'not given'; 'none' is None)."
+    overrides = renamed_values(TrainConfig, overrides)          # old option names (skip_seg) still work
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown: raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
@@ -227,10 +242,10 @@ def make_config(preset: str = 'synthetic', **overrides) -> TrainConfig:
 
 # %% ../nbs/30_train.ipynb #1a31d1d2
 def val_loader(dataset, batch_size: int, num_workers: int = 0, env: DistEnv = DistEnv()) -> torch.utils.data.DataLoader:
-    "The validation images of this rank, in order."
+    "The validation images of this rank, in order (in pinned memory on CUDA, so that the copies to the GPU overlap)."
     g = torch.Generator(); g.manual_seed(0)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), env.rank, env.world_size),
-                                       num_workers=num_workers, generator=g)
+                                       num_workers=num_workers, generator=g, pin_memory=env.device.type == 'cuda')
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(), amp_dtype: torch.dtype | None = None,
@@ -247,13 +262,13 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
             images, masks = images.to(env.device, non_blocking=True), masks.to(env.device, non_blocking=True)
             with autocast(env.device, amp_dtype):
                 cls_logits, _, seg_logits = net(images, skip_seg=not segmentation)
-            scores.append(cls_logits.float().sigmoid().cpu()); targets.append(labels.cpu())
+            scores.append(cls_logits.float().sigmoid()); targets.append(labels)    # to the host once, after the loop
             if segmentation:
                 seg = F.interpolate(seg_logits.float(), size=masks.shape[-2:], mode='bilinear', align_corners=False)
                 cm.update(masks, seg.argmax(1))
     finally: net.train(was)
-    scores = torch.cat(gather_objects(torch.cat(scores) if scores else torch.zeros(0, num_classes), env))
-    targets = torch.cat(gather_objects(torch.cat(targets) if targets else torch.zeros(0, num_classes), env))
+    scores = torch.cat(gather_objects(torch.cat(scores).cpu() if scores else torch.zeros(0, num_classes), env))
+    targets = torch.cat(gather_objects(torch.cat(targets).cpu() if targets else torch.zeros(0, num_classes), env))
     out = {'miou': None, 'map': mean_average_precision(targets, scores, over='images'),
            'map_classes': mean_average_precision(targets, scores, over='classes')}
     if segmentation:
@@ -291,20 +306,21 @@ class EpochSchedule(Callback):
 
 class ClusterCAMStep(Callback):
     """`train_step` with the settings of `cfg` on a batch `(images, labels, ...)`, and its phase: the first
-    `cfg.skip_seg` epochs without pseudo labels (`learn.skip_seg`). Keeps the fp16 `scaler` across a resume."""
+    `cfg.seg_start_epoch` epochs without pseudo labels (`learn.skip_seg`). Keeps the fp16 `scaler` across a resume."""
     order = -20
     def __init__(self, cfg: TrainConfig, par: nn.Module, amp_dtype: torch.dtype | None = None, scaler=None):
         self.cfg, self.par, self.amp_dtype, self.scaler = cfg, par, amp_dtype, scaler
     def before_epoch(self, learn):
-        learn.skip_seg = learn.record['skip_seg'] = learn.epoch < self.cfg.skip_seg
+        learn.skip_seg = learn.record['skip_seg'] = learn.epoch < self.cfg.seg_start_epoch
         learn.phase = 'skip_seg' if learn.skip_seg else ''
     def __call__(self, learn, batch) -> dict:
         c, device, learn.kept = self.cfg, learn.env.device, {}
+        max_present = 1 + int(batch[1].gt(0).sum(1).max())    # from the labels still on the host: no wait for the device
         images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         return train_step(learn.model, images, labels, learn.optimizer, par=self.par, scales=c.scales, bg_thr=c.bg_thr,
                           delta=c.delta, skip_seg=learn.skip_seg, scaler=self.scaler, amp_dtype=self.amp_dtype,
                           clip_grad=c.clip_grad, seg_weight=c.seg_weight, cam_layers=c.cam_layers, cam_refine=c.cam_refine,
-                          keep=learn.kept)
+                          keep=learn.kept, cam_amp=c.cam_amp, max_present=max_present)
     def state_dict(self) -> dict: return {'scaler': self.scaler.state_dict() if self.scaler is not None else None}
     def load_state_dict(self, ck: dict):
         if self.scaler is not None and ck.get('scaler'): self.scaler.load_state_dict(ck['scaler'])
@@ -318,9 +334,18 @@ class TrainingInterrupted(RuntimeError):
                          f"resume with --resume {checkpoint or 'auto'}")
 
 def amp_setup(device: torch.device, amp: str):
-    "`(autocast dtype or None, GradScaler or None)` for `--amp amp` on `device` (`core.autocast_dtype`); fp16 scales the loss."
+    "`(autocast dtype or None, GradScaler or None)` for `--amp amp` on `device` (`core.autocast_dtype`); fp16 scales the loss, on any device."
     dtype = autocast_dtype(device, amp)
-    return dtype, (torch.amp.GradScaler('cuda') if dtype == torch.float16 else None)
+    return dtype, (torch.amp.GradScaler(torch.device(device).type) if dtype == torch.float16 else None)
+
+class BackendFlags(Callback):
+    "For the length of the run, `core.backend_flags`: TF32 off in fp32 (`amp_dtype` None), deterministic kernels with `deterministic`."
+    order = -200
+    def __init__(self, amp_dtype: torch.dtype | None = None, deterministic: bool = False):
+        self.amp_dtype, self.deterministic, self.flags = amp_dtype, deterministic, None
+    def before_fit(self, learn): self.flags = backend_flags(self.amp_dtype, self.deterministic); self.flags.__enter__()
+    def cleanup_fit(self, learn):
+        if self.flags is not None: self.flags.__exit__(None, None, None); self.flags = None
 
 def _prepare_data(cfg: TrainConfig, env: DistEnv) -> str:
     "The data folder; the synthetic preset without `data_path` writes one into output_dir/data (rank 0)."
@@ -347,9 +372,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> ClusterCAM:
 def default_parts(cfg: TrainConfig, config: dict, val_loader, num_classes: int, amp_dtype=None) -> list[Callback]:
     "The parts of a run `cfg` describes: resume, DDP, schedule, epoch means, validation, logs, signals, checkpoints, and `cfg.callbacks`."
     out, ck = Path(cfg.output_dir), resume_path(cfg.resume, cfg.output_dir)
-    parts = [EpochSchedule(cfg.lr_lag), LossMeans(), Validation(val_loader, num_classes, cfg.val_every, amp_dtype),
-             MetricsLog(out/'metrics.jsonl', cfg.log_every), SignalStop(), DistributedModel(),
-             Checkpoints(out, config, cfg.save_every_steps, cfg.skip_seg if cfg.save_epochs else None)]
+    parts = [BackendFlags(amp_dtype, cfg.deterministic), EpochSchedule(cfg.lr_lag), LossMeans(),
+             Validation(val_loader, num_classes, cfg.val_every, amp_dtype), MetricsLog(out/'metrics.jsonl', cfg.log_every), SignalStop(),
+             DistributedModel(unused=lambda learn: learn.epoch < cfg.seg_start_epoch),   # the decoder idles until then
+             Checkpoints(out, config, cfg.save_every_steps, cfg.seg_start_epoch if cfg.save_epochs else None)]
     if ck is not None: parts.append(Resume(ck, cfg.trust_checkpoint))
     if cfg.progress: parts.append(ProgressBar())
     if cfg.tensorboard: parts.append(TensorBoardLog(out/'tensorboard', cfg.log_every))
@@ -420,6 +446,7 @@ def config_from_args(preset: str | None = None, **given) -> TrainConfig:
         ck = resume_path(given['resume'], out_dir)
     if ck is not None:
         saved = read_checkpoint(ck, '--resume', trusted=bool(given.get('trust_checkpoint')), mmap=True).get('config', {})
+        saved = renamed_values(TrainConfig, saved)             # a checkpoint written before a rename (skip_seg)
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in saved.items() if k in known and k not in ('resume', 'stop_at_step', 'preset')}
         if saved.get('data_path') and 'data_path' not in given: base['data_path'] = saved['data_path']

@@ -74,6 +74,7 @@ SUCCEEDS = {
     'clustercam_bench': (lambda w: ['--config', 'tiny', '--size', 64, '--tasks', 'par', '--repeats', 1, '--threads', 1,
                                     '--flops', 'false', '--out', w['dir']/'bench.json'], 'par'),
     'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.safetensors'], 'wrote'),
+    'clustercam_gpu_check': (lambda w: ['--device', 'cpu', '--size', 'tiny', '--out', w['dir']/'gpu_check.json'], 'all checks passed'),
 }
 
 # command: (arguments with a bad value, what the one line says)
@@ -85,6 +86,7 @@ FAILS = {
     'clustercam_cams': (lambda w: ['--weights', w['ck'], '--data-path', w['dir']/'nowhere'], 'nowhere'),
     'clustercam_bench': (lambda w: ['--config', 'huge'], 'huge'),
     'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.bin'], 'must end in .safetensors'),
+    'clustercam_gpu_check': (lambda w: ['--device', 'cpu', '--size', 'huge'], '--size must be one of'),
 }
 
 
@@ -141,3 +143,11 @@ def test_infer_a_folder_of_pictures(world):
                 '--crf', 'off', '--progress', 'false')
     finally: (world['dir']/'broken.jpg').rename(world['pics']/'broken.jpg')
     assert (r.returncode, r.stderr) == (0, ''), r.stderr[-3000:]
+
+
+def test_gpu_check_without_cuda():
+    "Where CUDA is missing, clustercam_gpu_check says so in one line and exits 77 (skipped), not 0 and not 1."
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA: `make gpu-check` runs the real thing')
+    r = run('clustercam_gpu_check')
+    assert r.returncode == 77, r.stderr[-2000:]
+    assert 'no CUDA device here' in one_line(r, 'clustercam_gpu_check')
