@@ -17,7 +17,8 @@ Deterministic, so that a rerun changes nothing:
   and `random`, `numpy` and `torch` seeded with 0 before the first cell;
 - figures as plain PNG at 72 dpi (not 'retina') without the `Software` metadata, so the bytes depend on
   the pixels only; then re-encoded with 256 colours (no dithering) where that is smaller (PIL, deterministic);
-- stderr is not stored (warnings carry absolute paths of the machine; progress bars carry times).
+- stderr is not stored (warnings carry absolute paths of the machine; progress bars carry times);
+- in text outputs, temporary folders (`tempfile.mkdtemp`'s) read `<tmp>` and this checkout `<repo>`.
 What a notebook prints is its own business: no timings, temporary paths or memory addresses in outputs
 (`tests/test_notebook_outputs.py` checks the stored notebooks).
 """
@@ -71,6 +72,21 @@ def small_png(b64: str) -> str:
     return base64.b64encode(best).decode() + '\n'
 
 
+def scrub(text: str) -> str:
+    "Paths that differ from run to run or machine to machine: temporary folders -> `<tmp>`, this checkout -> `<repo>`."
+    import re, tempfile
+    for tmp in {tempfile.gettempdir(), '/tmp'}:
+        text = re.sub(re.escape(tmp.rstrip('/')) + r'/tmp[A-Za-z0-9_]{6,}', '<tmp>', text)   # tempfile.mkdtemp's folders
+    return text.replace(str(ROOT), '<repo>')
+
+
+def _scrub_output(o: dict) -> dict:
+    if 'text' in o: o['text'] = [scrub(t) for t in o['text']] if isinstance(o['text'], list) else scrub(o['text'])
+    for k, v in o.get('data', {}).items():
+        if k.startswith('text/'): o['data'][k] = [scrub(t) for t in v] if isinstance(v, list) else scrub(v)
+    return o
+
+
 def execute(src: Path) -> dict:
     "Run one notebook as `nbdev_test` does; the stored notebook with the new outputs, cleaned, as a dict (in its own process)."
     from execnb.shell import CaptureShell
@@ -100,7 +116,7 @@ def execute(src: Path) -> dict:
     if len(ran) != len(code): raise RuntimeError(f"{src}: {len(ran)} code cells executed, {len(code)} stored")
     for r, c in zip(ran, code):
         outs = [] if skip(r) else json.loads(json.dumps(r.get('outputs', [])))
-        c['outputs'] = [o for o in outs if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr')]
+        c['outputs'] = [_scrub_output(o) for o in outs if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr')]
         for o in c['outputs']:
             if 'image/png' in o.get('data', {}): o['data']['image/png'] = small_png(o['data']['image/png'])
     cfg = get_config()
