@@ -107,9 +107,13 @@ def execute(src: Path) -> dict:
         if direc.get('eval:', [''])[0].lower() == 'false': return True
         return bool(flags & direc.keys())
 
+    for c in nb.cells:
+        if c.cell_type == 'code': c.outputs = []   # execnb leaves a cell's old outputs when it prints nothing
     shell = CaptureShell(src, mpl_format='png')
     shell.run_cell(SETUP)
-    with working_directory(src.parent): shell.run_all(nb, exc_stop=True, preproc=skip)
+    try:
+        with working_directory(src.parent): shell.run_all(nb, exc_stop=True, preproc=skip)
+    except Exception: raise SystemExit(shell.prettytb(fname=src))   # the cell and its traceback, as nbdev_test prints them
     # the outputs go into the notebook as stored (its code cells in the same order; skipped cells get none)
     stored = json.loads(src.read_text(encoding='utf-8'))
     ran, code = [c for c in nb.cells if c.cell_type == 'code'], [c for c in stored['cells'] if c['cell_type'] == 'code']
@@ -140,7 +144,8 @@ def run(path: Path, check: bool = False, timeout: int = 900) -> tuple[str, float
                            text=True, timeout=timeout, env={**os.environ, **ENV, 'PYTHONPATH': os.pathsep.join(
                                [str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])})
         if r.returncode:
-            tail = [l for l in r.stderr.strip().splitlines() if l.strip()][-12:]
+            lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+            tail = [l for l in lines[:-8] if l.startswith('While Executing')] + lines[-8:]
             return 'failed:\n    ' + '\n    '.join(tail), time.time() - t0
         new, old = scratch.read_bytes(), path.read_bytes()
         if new == old: return 'unchanged', time.time() - t0
