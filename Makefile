@@ -39,10 +39,10 @@ bench: $(STAMP)
 # The notebooks' stored outputs (figures, tables, values), as nbdev's own notebooks are committed:
 # tools/run_notebooks.py executes each notebook as `make test` does (notest/slow cells skipped), one
 # thread, seeded, then nbdev_clean; it prints which notebooks changed. A rerun changes nothing.
-# `make outputs` runs all of nbs/; `make outputs NB="nbs/21_losses.ipynb nbs/23_crf.ipynb"` some.
+# `make outputs` runs all of nbs/ (WORKERS at a time); `make outputs NB="nbs/21_losses.ipynb nbs/23_crf.ipynb"` some.
 NB ?=
 outputs: $(STAMP)
-	$(PY) tools/run_notebooks.py $(NB)
+	$(PY) tools/run_notebooks.py --jobs $(WORKERS) $(NB)
 
 # The docs site in _docs/ from the notebooks' stored outputs (`make outputs` refreshes them): Quarto
 # (nbdev_docs) when installed, else nbdev's processing + pandoc (tools/make_docs.sh). DOCS_EXEC=1 runs

@@ -4,6 +4,7 @@ notebooks are committed; `make outputs` runs it.
     python tools/run_notebooks.py                          # every notebook in nbs/ (subfolders too)
     python tools/run_notebooks.py nbs/21_losses.ipynb ...  # only these
     python tools/run_notebooks.py --check                  # run, and exit 1 if a stored notebook would change
+    python tools/run_notebooks.py --jobs 2                 # two notebooks at a time
 
 Each notebook runs in a process of its own through nbdev's machinery (execnb's `CaptureShell`, as
 `nbdev_test` runs it): cells flagged with settings.ini's `tst_flags` (`notest`, `slow`), `eval: false`
@@ -23,7 +24,7 @@ What a notebook prints is its own business: no timings, temporary paths or memor
 (`tests/test_notebook_outputs.py` checks the stored notebooks).
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, time
+import argparse, concurrent.futures as cf, json, os, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,15 +161,19 @@ def main(argv=None) -> int:
     ap.add_argument('notebooks', nargs='*', help='notebooks or folders (default: nbs/)')
     ap.add_argument('--check', action='store_true', help='write nothing; exit 1 if a notebook would change or fails')
     ap.add_argument('--timeout', type=int, default=900, help='seconds per notebook')
+    ap.add_argument('--jobs', type=int, default=1, help='notebooks run at a time (each on one thread)')
     ap.add_argument('--one', nargs=2, metavar=('SRC', 'DST'), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one: _one(Path(a.one[0]), Path(a.one[1])); return 0
     nbs = notebooks(a.notebooks)
     counts = {'changed': 0, 'unchanged': 0, 'failed': 0}
-    for p in nbs:
-        status, secs = run(p, a.check, a.timeout)
-        counts[status.split(':')[0]] += 1
-        print(f"{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: {'would change' if a.check and status == 'changed' else status} ({secs:.0f} s)", flush=True)
+    with cf.ThreadPoolExecutor(max(1, a.jobs)) as pool:   # each notebook runs in a process of its own
+        jobs = {pool.submit(run, p, a.check, a.timeout): p for p in nbs}
+        for job in cf.as_completed(jobs):
+            p, (status, secs) = jobs[job], job.result()
+            counts[status.split(':')[0]] += 1
+            shown = 'would change' if a.check and status == 'changed' else status
+            print(f"{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: {shown} ({secs:.0f} s)", flush=True)
     print(f"{len(nbs)} notebook(s): {counts['changed']} {'would change' if a.check else 'changed'}, "
           f"{counts['unchanged']} unchanged, {counts['failed']} failed")
     return 1 if counts['failed'] or (a.check and counts['changed']) else 0
