@@ -43,6 +43,7 @@ bench: $(STAMP)
 NB ?=
 outputs: $(STAMP)
 	$(PY) tools/run_notebooks.py --jobs $(WORKERS) $(NB)
+	$(PY) tools/make_readme.py   # README.md shows index.ipynb's outputs
 
 # The docs site in _docs/ from the notebooks' stored outputs (`make outputs` refreshes them): Quarto
 # (nbdev_docs) when installed, else nbdev's processing + pandoc (tools/make_docs.sh). DOCS_EXEC=1 runs
