@@ -9,7 +9,7 @@ WORKERS ?= 2
 # the torch build this machine's wheel cache holds; users elsewhere may set TORCH_PINS= to skip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test demo export docs readme clean bench gpu-check
+.PHONY: venv test demo export docs readme clean bench outputs gpu-check
 
 $(STAMP): settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,8 +41,18 @@ bench: $(STAMP)
 gpu-check: $(STAMP)
 	$(PY) -m clustercam.gpucheck
 
-# The docs site in _docs/: Quarto (nbdev_docs) when installed, else nbdev's processing + pandoc
-# (tools/make_docs.sh). DOCS_EXEC=0 skips running the notebooks (faster, no figures).
+# The notebooks' stored outputs (figures, tables, values), as nbdev's own notebooks are committed:
+# tools/run_notebooks.py executes each notebook as `make test` does (notest/slow cells skipped), one
+# thread, seeded, then nbdev_clean; it prints which notebooks changed. A rerun changes nothing.
+# `make outputs` runs all of nbs/ (WORKERS at a time); `make outputs NB="nbs/21_losses.ipynb nbs/23_crf.ipynb"` some.
+NB ?=
+outputs: $(STAMP)
+	$(PY) tools/run_notebooks.py --jobs $(WORKERS) $(NB)
+	$(PY) tools/make_readme.py   # README.md shows index.ipynb's outputs
+
+# The docs site in _docs/ from the notebooks' stored outputs (`make outputs` refreshes them): Quarto
+# (nbdev_docs) when installed, else nbdev's processing + pandoc (tools/make_docs.sh). DOCS_EXEC=1 runs
+# the notebooks again for the local render instead of using the stored outputs.
 docs: $(STAMP)
 	bash tools/make_docs.sh
 

@@ -3,8 +3,10 @@
 # - Quarto present (and DOCS_LOCAL unset): nbdev_docs, nbdev's own Quarto build (it also writes README.md).
 # - Otherwise: the local render, tools/render_docs.py (nbdev's notebook processing, then pandoc), after
 #   `make readme`'s refresh of README.md, the chapter list and nbs/sidebar.yml.
-# Environment: DOCS_LOCAL=1 forces the local render; DOCS_EXEC=0 skips executing the notebooks
-# (faster, no figures); DOCS_JOBS=N notebooks executed at a time (default 2).
+# Both render the notebooks with their stored outputs (`make outputs` refreshes them); Quarto executes
+# nothing (_quarto.yml: execute enabled false) and nbdev runs only the cells it needs for show_doc.
+# Environment: DOCS_LOCAL=1 forces the local render; DOCS_EXEC=1 executes the notebooks again for the
+# local render instead of using the stored outputs; DOCS_JOBS=N notebooks executed at a time (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

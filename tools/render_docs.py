@@ -1,7 +1,7 @@
 """The documentation site without Quarto: nbdev's notebook processing, then pandoc, into _docs/.
 
-    python tools/render_docs.py                 # execute the notebooks (cached), process, render
-    python tools/render_docs.py --no-exec       # render the notebooks as stored (no figures unless saved)
+    python tools/render_docs.py                 # render the notebooks with their stored outputs (`make outputs`)
+    python tools/render_docs.py --exec          # execute the notebooks again (cached) for their outputs, then render
     python tools/render_docs.py --out DIR --screenshot
 
 Steps, for every notebook in nbs/ (subfolders included, nbdev's sidebar order):
@@ -508,8 +508,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default=str(ROOT/'_docs'), help='output folder (default _docs/)')
     ap.add_argument('--exec', dest='do_exec', action=argparse.BooleanOptionalAction,
-                    default=os.environ.get('DOCS_EXEC', '1') not in ('0', 'false', 'no'),
-                    help='execute the notebooks for their outputs and figures (default on; env DOCS_EXEC=0 turns it off)')
+                    default=os.environ.get('DOCS_EXEC', '0') not in ('0', 'false', 'no', ''),
+                    help='execute the notebooks again for their outputs and figures (default off: the stored outputs, '
+                         'which `make outputs` refreshes; env DOCS_EXEC=1 turns it on)')
     ap.add_argument('--jobs', type=int, default=int(os.environ.get('DOCS_JOBS', '2')), help='notebooks executed at a time')
     ap.add_argument('--screenshot', action='store_true', help='save OUT/screenshot.png of the home page (needs chromium)')
     ap.add_argument('--exec-one', nargs=3, metavar=('SRC', 'DST', 'KEY'), help=argparse.SUPPRESS)
