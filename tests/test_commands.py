@@ -74,6 +74,7 @@ SUCCEEDS = {
     'clustercam_bench': (lambda w: ['--config', 'tiny', '--size', 64, '--tasks', 'par', '--repeats', 1, '--threads', 1,
                                     '--flops', 'false', '--out', w['dir']/'bench.json'], 'par'),
     'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.safetensors'], 'wrote'),
+    'clustercam_study': (lambda w: ['--out', w['dir']/'study', '--quick', '--n-seeds', 1], 'seed mIoU gap'),
 }
 
 # command: (arguments with a bad value, what the one line says)
@@ -85,6 +86,7 @@ FAILS = {
     'clustercam_cams': (lambda w: ['--weights', w['ck'], '--data-path', w['dir']/'nowhere'], 'nowhere'),
     'clustercam_bench': (lambda w: ['--config', 'huge'], 'huge'),
     'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.bin'], 'must end in .safetensors'),
+    'clustercam_study': (lambda w: ['--out', w['ck'], '--quick'], 'is a file, not a folder'),
 }
 
 
