@@ -8,18 +8,20 @@ import json, os, platform, sys, time
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from .core import atomic_write_text, atomic_write_json, seed_everything
 from .synthetic import make_synthetic_voc
 from .data import get_dataset
 from .metrics import ConfusionMatrix
 from .infer import evaluate_split, SegResults
 from .checkpoint import model_from_checkpoint, read_checkpoint
-from .figures import training_curves, prediction_grid_from_dirs, attention_figure, cam_overlays
+from .figures import training_curves, prediction_grid_from_dirs, attention_figure, cam_overlays, to_normalized
+from .refine import multiscale_cams
 from .pretrain import SYNTHETIC_VIT, pretrain_vit
 
 # %% auto #0
 __all__ = ['DEMO_DATA', 'DEMO_PRESET', 'DEMO_OVERRIDES', 'QUICK_DATA', 'QUICK_OVERRIDES', 'EVAL_SCALES', 'DEMO_THREADS',
-           'train_and_evaluate', 'write_report', 'run_demo', 'main']
+           'train_and_evaluate', 'write_report', 'training_scale_cams', 'run_demo', 'main']
 
 # %% ../nbs/43_demo.ipynb #c01048ef
 DEMO_DATA = dict(n_train=1500, n_val=100, size=128, seed=0, n_classes=5)
@@ -95,6 +97,18 @@ def write_report(out: Path, arms: list[dict], data_info: dict, timings: dict, fi
     atomic_write_json(out/'results.json', {'data': data_info, 'timings': timings, 'backbone': backbone,
                                            'arms': {label(a): a['results'].to_dict() for a in arms}})
     return path
+
+# %% ../nbs/43_demo.ipynb #eed9475b
+def training_scale_cams(model: torch.nn.Module, rgb: np.ndarray, scale: float, scales=(1.0,), refine: bool = False) -> torch.Tensor:
+    "CAMs `(K,H,W)` in [0,1] of the uint8 image `rgb` (H,W,3) resized by `scale`, at CAM `scales` around that size, upsampled to (H,W)."
+    net = getattr(model, 'module', model)
+    H, W = rgb.shape[:2]; least = 2 * net.patch_size
+    x = to_normalized(rgb)[None].to(next(net.parameters()).device)
+    size = (max(least, round(H * scale)), max(least, round(W * scale)))
+    if size != (H, W): x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    cams = multiscale_cams(net, x, tuple(scales), training=False, refine=refine)
+    return F.interpolate(cams, size=(H, W), mode='bilinear', align_corners=False)[0].cpu()
+
 
 # %% ../nbs/43_demo.ipynb #9a0db44e
 def _arm_job(name, data, out, overrides, t0, scales, threads, preset) -> dict:
@@ -184,11 +198,9 @@ def _run_demo(out, quick, ablation, progress, parallel, threads, pretrain) -> di
     if model.st_depth:
         attention_figure(model, images, labels, [val.read_mask(i) for i in range(n)], val.classes, figs/'attention.png')
         figures['Patch-to-class vs cluster-to-class attention (last clustering block)'] = figs/'attention.png'
-    from clustercam.refine import multiscale_cams
-    from clustercam.figures import to_normalized
-    cams = [multiscale_cams(model, to_normalized(im)[None], (1.0, 0.5, 1.5) if not quick else (1.0,), training=False)[0]
-            for im in images]
-    cam_overlays(images, cams, labels, val.classes, figs/'cams.png'); figures['CAMs of the present classes'] = figs/'cams.png'
+    c = arms[0]['config']   # the CAMs as training makes them: at its scale, its CAM scales, its cam_refine
+    cams = [training_scale_cams(model, im, c['input_size'] / data_info['size'], c['scales'], c.get('cam_refine', True)) for im in images]
+    cam_overlays(images, cams, labels, val.classes, figs/'cams.png'); figures['CAMs of the present classes, as training makes them'] = figs/'cams.png'
     import matplotlib.pyplot as plt; plt.close('all')
     timings['figures'] = time.time() - t
     timings['total'] = time.time() - t0

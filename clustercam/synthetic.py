@@ -15,7 +15,8 @@ from .core import atomic_write_json, atomic_write_text
 from .data import VOC_PALETTE, voc_dataset
 
 # %% auto #0
-__all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'synth_sample', 'make_synthetic_voc', 'clustercam_synth']
+__all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'SYNTH_WORLDS', 'PART_BODY', 'PART_MARK', 'MARK_SCALE',
+           'synth_sample', 'parts_sample', 'make_synthetic_voc', 'clustercam_synth']
 
 # %% ../nbs/02_synthetic.ipynb #195a36ad
 SYNTH_CLASSES = ('disc', 'square', 'triangle', 'cross', 'ring', 'star')
@@ -130,6 +131,79 @@ def synth_sample(rng: np.random.Generator, height: int, width: int, n_classes: i
         if len(ys): boxes.append((cls, (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)))
     return img, mask, boxes
 
+# %% ../nbs/02_synthetic.ipynb #302e4f73
+SYNTH_WORLDS = ('shapes', 'parts')
+PART_BODY, PART_MARK = 1, 2   # the values of a SegmentationPart PNG (0: not an object)
+MARK_SCALE = (0.35, 0.45)     # a mark's radius, as a fraction of its body's
+
+def _body(rng, H, W, yy, xx, short, n_classes):
+    "One body, shared by every class: an ellipse or a rectangle, any texture, two colours of any hue. (inside, paint)"
+    r = rng.uniform(0.2, 0.32) * short; aspect = rng.uniform(0.6, 1.0)
+    cy, cx, theta = rng.uniform(0.1*H, 0.9*H), rng.uniform(0.1*W, 0.9*W), rng.uniform(0, 2*np.pi)
+    dy, dx = yy - cy, xx - cx
+    u, v = (dx*np.cos(theta) + dy*np.sin(theta)) / r, (-dx*np.sin(theta) + dy*np.cos(theta)) / r
+    inside = (u*u + (v/aspect)**2 <= 1) if rng.random() < 0.5 else _shape('square', u, v, aspect)
+    texture, psi, period = SYNTH_TEXTURES[rng.integers(n_classes)], rng.uniform(0, np.pi), rng.uniform(14, 22) * short / 128
+    while True:
+        c1 = _hsv(rng.uniform(0, 360), rng.uniform(0, 1), rng.uniform(0.05, 1)); c2 = _hsv(rng.uniform(0, 360), rng.uniform(0, 1), rng.uniform(0.05, 1))
+        if abs(_luma(c1) - _luma(c2)) >= 60: break
+    return dict(inside=inside, centre=(cy, cx), r=r, aspect=aspect, theta=theta, texture=texture, psi=psi, period=period, colours=(c1, c2))
+
+def _paint_body(img, body, m, xx, yy, rng_tex):
+    psi = body['psi']; a = xx[m]*np.cos(psi) + yy[m]*np.sin(psi); b = -xx[m]*np.sin(psi) + yy[m]*np.cos(psi)
+    c1, c2 = body['colours']
+    img[m] = c2 + (c1 - c2) * _texture(body['texture'], a, b, body['period'], rng_tex)[:, None]
+
+def _mark(rng, body, cls, n_classes, yy, xx):
+    "The class's mark: its shape, small, solid in a colour of its hue, somewhere inside the body. (inside, colour)"
+    rm = rng.uniform(*MARK_SCALE) * body['r']; room = max(body['r'] * body['aspect'] - rm, 0) * 0.8
+    ang, dist = rng.uniform(0, 2*np.pi), rng.uniform(0, room)
+    cy, cx = body['centre'][0] + dist*np.sin(ang), body['centre'][1] + dist*np.cos(ang); theta = rng.uniform(0, 2*np.pi)
+    dy, dx = yy - cy, xx - cx
+    u, v = (dx*np.cos(theta) + dy*np.sin(theta)) / rm, (-dx*np.sin(theta) + dy*np.cos(theta)) / rm
+    colour = _hsv(360 * cls / n_classes + rng.uniform(-10, 10), rng.uniform(0.8, 1), rng.uniform(0.75, 1))
+    return _shape(SYNTH_CLASSES[cls], u, v, 1.0) & body['inside'], colour
+
+
+# %% ../nbs/02_synthetic.ipynb #2c43f42a
+def parts_sample(rng: np.random.Generator, height: int, width: int, n_classes: int = 5, border: int = 1,
+                 max_objects: int = 3, min_visible: float = 0.4, max_decoys: int = 2):
+    """One image of the parts world: `(rgb, mask, boxes, parts)` as `synth_sample`, plus `parts` uint8 (H,W):
+    PART_BODY / PART_MARK on the objects, 0 elsewhere. Objects: a class-specific mark on a body every class
+    shares; decoys: bodies without a mark, in the background."""
+    H, W = height, width; yy, xx = np.mgrid[:H, :W].astype(np.float32); short = min(H, W)
+    img = _background(rng, H, W, yy, xx)
+    rng_tex = np.random.default_rng(rng.integers(2**63))
+    for _ in range(rng.integers(0, max_decoys + 1)):   # decoys: the body look without a mark is background
+        decoy = _body(rng, H, W, yy, xx, short, n_classes); _paint_body(img, decoy, decoy['inside'], xx, yy, rng_tex)
+    n_obj = int(rng.choice(np.arange(1, max_objects + 1), p=np.array([0.45, 0.35, 0.2][:max_objects]) / sum([0.45, 0.35, 0.2][:max_objects])))
+    for attempt in range(50):   # redraw until every object, and its mark, stays visible enough
+        inst, mark_of = np.zeros((H, W), np.int32), np.zeros((H, W), bool); objs = []
+        for k in range(n_obj):
+            cls = int(rng.integers(n_classes)); body = _body(rng, H, W, yy, xx, short, n_classes)
+            mark, colour = _mark(rng, body, cls, n_classes, yy, xx)
+            inst[body['inside']] = k + 1; mark_of[body['inside']] = False; mark_of[mark] = True
+            objs.append((cls, body, mark, colour))
+        visible = np.bincount(inst.ravel(), minlength=n_obj + 1)[1:]
+        marks = np.bincount(inst[mark_of].ravel(), minlength=n_obj + 1)[1:]
+        if all(vis >= min_visible * o[1]['inside'].sum() and vis >= 0.01*H*W and mk >= 0.5 * o[2].sum()
+               for vis, mk, o in zip(visible, marks, objs)): break
+    for k, (cls, body, mark, colour) in enumerate(objs):
+        _paint_body(img, body, inst == k + 1, xx, yy, rng_tex)
+        img[(inst == k + 1) & mark_of] = colour
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    mask = np.array([0] + [c + 1 for c, *_ in objs], np.uint8)[inst]
+    parts = np.where(inst > 0, np.where(mark_of, PART_MARK, PART_BODY), 0).astype(np.uint8)
+    if border > 0:
+        size = 2*border + 1
+        mask[ndimage.maximum_filter(inst, size=size) != ndimage.minimum_filter(inst, size=size)] = 255
+    boxes = []
+    for k, (cls, *_) in enumerate(objs):
+        ys, xs = np.nonzero(inst == k + 1)
+        if len(ys): boxes.append((cls, (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)))
+    return img, mask, boxes, parts
+
+
 # %% ../nbs/02_synthetic.ipynb #f8e0e16b
 def _xml(name: str, H: int, W: int, objs, classes) -> str:
     parts = [f"<annotation><folder>VOC2012</folder><filename>{name}.jpg</filename>",
@@ -143,15 +217,18 @@ def _xml(name: str, H: int, W: int, objs, classes) -> str:
     return '\n'.join(parts) + '\n</annotation>\n'
 
 def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 100, size: int = 128, seed: int = 0,
-                       n_classes: int = 5, border: int | None = None, min_aspect: float = 0.75, quality: int = 92) -> Path:
-    "Write a synthetic data set in the VOC layout to `out`; returns `out`."
+                       n_classes: int = 5, border: int | None = None, min_aspect: float = 0.75, quality: int = 92,
+                       world: str = 'shapes') -> Path:
+    "Write a synthetic data set in the VOC layout to `out` (`world`: 'shapes' or 'parts'); returns `out`."
     if not 1 <= n_classes <= len(SYNTH_CLASSES): raise ValueError(f"n_classes must be 1..{len(SYNTH_CLASSES)}, got {n_classes}")
     if size < 32: raise ValueError(f"size must be at least 32 px, got {size}")
     if n_train < 0 or n_val < 0 or n_train + n_val == 0: raise ValueError("n_train and n_val must be >= 0, and not both 0")
     if not 0.2 <= min_aspect <= 1: raise ValueError(f"min_aspect must lie in 0.2..1, got {min_aspect}")
+    if world not in SYNTH_WORLDS: raise ValueError(f"world must be one of {SYNTH_WORLDS}, got {world!r}")
     out = Path(out); classes = SYNTH_CLASSES[:n_classes]
     border = max(1, round(size / 128)) if border is None else border
-    for sub in ('JPEGImages', 'Annotations', 'SegmentationClass', 'ImageSets/Segmentation'): (out/sub).mkdir(parents=True, exist_ok=True)
+    subs = ('JPEGImages', 'Annotations', 'SegmentationClass', 'ImageSets/Segmentation') + (('SegmentationPart',) if world == 'parts' else ())
+    for sub in subs: (out/sub).mkdir(parents=True, exist_ok=True)
     if (out/'synth.json').exists(): (out/'synth.json').unlink()  # the set is incomplete until written anew
     palette = VOC_PALETTE.ravel().tolist(); lists = {}
     for code, (split, n) in enumerate((('train', n_train), ('val', n_val))):
@@ -160,7 +237,10 @@ def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 
             rng = np.random.default_rng([seed, code, i]); name = f'{split}_{i:06d}'
             short = int(round(rng.uniform(min_aspect, 1.0) * size))
             H, W = (size, short) if rng.random() < 0.5 else (short, size)
-            img, mask, objs = synth_sample(rng, H, W, n_classes, border)
+            if world == 'parts':
+                img, mask, objs, parts = parts_sample(rng, H, W, n_classes, border)
+                Image.fromarray(parts).save(out/'SegmentationPart'/f'{name}.png')
+            else: img, mask, objs = synth_sample(rng, H, W, n_classes, border)
             Image.fromarray(img).save(out/'JPEGImages'/f'{name}.jpg', quality=quality)
             png = Image.fromarray(mask, 'P'); png.putpalette(palette); png.save(out/'SegmentationClass'/f'{name}.png')
             (out/'Annotations'/f'{name}.xml').write_text(_xml(name, H, W, objs, classes))
@@ -172,7 +252,8 @@ def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 
     atomic_write_json(out/'synth.json', dict(generator='clustercam.synthetic', n_train=n_train, n_val=n_val, size=size,
                                              seed=seed, n_classes=n_classes, border=border, min_aspect=min_aspect,
                                              quality=quality, classes=list(classes),
-                                             textures=list(SYNTH_TEXTURES[:n_classes])))
+                                             textures=list(SYNTH_TEXTURES[:n_classes]),
+                                             **({'world': world} if world != 'shapes' else {})))   # the shapes' file as it always was
     return out
 
 # %% ../nbs/02_synthetic.ipynb #4c34d127
@@ -185,9 +266,10 @@ def clustercam_synth(
     seed: Param("random seed: the same seed writes the same files", int) = 0,
     n_classes: Param(f"number of classes, 1..{len(SYNTH_CLASSES)}", int) = 5,
     border: Param("width of the 255 band on outlines (default: size/128)", int) = None,
+    world: Param(f"which world: {', '.join(SYNTH_WORLDS)} (class marks on shared bodies, with SegmentationPart/)", str) = 'shapes',
 ):
     "Write a synthetic weakly-supervised segmentation data set in the PASCAL VOC layout."
     t0 = time.time()
-    try: root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border)
+    try: root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border, world=world)
     except ValueError as e: sys.exit(f"clustercam_synth: {e}")
-    print(f"wrote {n_train} train + {n_val} val images ({n_classes} classes, {size} px) to {root} in {time.time() - t0:.1f} s")
+    print(f"wrote {n_train} train + {n_val} val images ({n_classes} classes, {size} px, world {world}) to {root} in {time.time() - t0:.1f} s")

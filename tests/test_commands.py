@@ -75,6 +75,7 @@ SUCCEEDS = {
                                     '--flops', 'false', '--out', w['dir']/'bench.json'], 'par'),
     'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.safetensors'], 'wrote'),
     'clustercam_gpu_check': (lambda w: ['--device', 'cpu', '--size', 'tiny', '--out', w['dir']/'gpu_check.json'], 'all checks passed'),
+    'clustercam_study': (lambda w: ['--out', w['dir']/'study', '--quick', '--n-seeds', 1], 'seed mIoU gap'),
 }
 
 # command: (arguments with a bad value, what the one line says)
@@ -87,6 +88,7 @@ FAILS = {
     'clustercam_bench': (lambda w: ['--config', 'huge'], 'huge'),
     'clustercam_export': (lambda w: ['--weights', w['ck'], '--out', w['dir']/'net.bin'], 'must end in .safetensors'),
     'clustercam_gpu_check': (lambda w: ['--device', 'cpu', '--size', 'huge'], '--size must be one of'),
+    'clustercam_study': (lambda w: ['--out', w['ck'], '--quick'], 'is a file, not a folder'),
 }
 
 
