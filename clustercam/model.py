@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from .backbone import PatchEmbed, PlainBlock, resize_pos_embed
 from .class_attention import ClusteringBlock
+from . import fastpaths
 
 # %% auto #0
 __all__ = ['LargeFOV', 'resolve_block', 'Features', 'ClusterCAM']
@@ -114,17 +115,20 @@ class ClusterCAM(nn.Module):
         maps += [a.reshape(B, -1, h0, w0) for a, blk in zip(class_attention, self.blocks) if isinstance(blk, ClusteringBlock)]
         return Features(torch.cat(maps, dim=1), tokens[:, :K], class_attention, affinity, grid)
 
-    def forward(self, x: torch.Tensor, skip_seg: bool = False):
-        "`(cls_logits (B,K), pat_logits (B,K), seg_logits (B,K+1,h0,w0) or None)`."
+    def forward(self, x: torch.Tensor, segment: bool = True, skip_seg: bool | None = None):
+        """`(cls_logits (B,K), cam_logits (B,K), seg_logits (B,K+1,h0,w0))`; `segment=False`: no decoder, `seg_logits` None.
+
+        `skip_seg=True` is the old spelling of `segment=False` (still accepted)."""
+        if skip_seg is not None: segment = not skip_seg
         feats = self.forward_features(x)
-        cls_logits = feats.class_tokens.mean(-1)
-        pat_logits = self.head(feats.feature_map).mean((2, 3))
-        seg_logits = None if skip_seg else self.decoder(feats.feature_map)
-        return cls_logits, pat_logits, seg_logits
+        cls_logits = feats.class_tokens.mean(-1)                        # l^cls_k = mean_D c_k
+        cam_logits = self.head(feats.feature_map).mean((2, 3))          # l^cam = GAP(W_head * F)
+        seg_logits = self.decoder(feats.feature_map) if segment else None
+        return cls_logits, cam_logits, seg_logits
 
     @torch.no_grad()
     def cams(self, x: torch.Tensor, n_layers: int = 3, refine: bool = True, training: bool | None = None) -> torch.Tensor:
-        """Class activation maps `(B, K, h0, w0)`, without gradient.
+        """Class activation maps `(B, K, h0, w0)`, without gradient, in fp32 (even under autocast).
 
         `n_layers`: how many of the last blocks' class attention weight the CAMs; `refine`: apply the
         patch affinity. `training`: run in training mode (stochastic depth on) or not; None keeps the
@@ -134,16 +138,14 @@ class ClusterCAM(nn.Module):
         if training is not None: self.train(training)
         try: feats = self.forward_features(x, patch_affinity=refine)
         finally: self.train(was_training)
-        B, (h0, w0) = x.shape[0], feats.grid
-        base = F.relu(F.conv2d(feats.feature_map, self.head.weight, padding=1))
-        attention = torch.stack([a.mean(1) for a in feats.class_attention[-n_layers:]]).sum(0)   # (B,K,N)
-        cams = attention.reshape(B, self.num_classes, h0, w0) * base
-        if refine:
-            # one matrix-vector product per class, as the reference (a single matrix product rounds
-            # differently, and the min-max normalisation of multi-scale CAMs magnifies that)
-            flat = cams.flatten(2)
-            cams = torch.stack([feats.patch_affinity @ flat[:, k, :, None] for k in range(flat.shape[1])], 1).reshape(cams.shape)
-        return cams
+        with torch.autocast(x.device.type, enabled=False):   # the arithmetic that decides the labels: fp32
+            base = F.relu(F.conv2d(feats.feature_map.float(), self.head.weight.float(), padding=1))     # (B,K,h0,w0)
+            A = torch.stack([a.float().mean(1) for a in feats.class_attention[-n_layers:]]).sum(0)    # (B,K,N)
+            cams = A.view_as(base) * base
+            if not refine: return cams
+            R = feats.patch_affinity.float()                                                           # (B,N,N)
+            if fastpaths.use_fastpaths(x): return fastpaths.affinity_product(R, cams)
+            return (cams.flatten(2) @ R.transpose(1, 2)).view_as(cams)                                # cam_k <- R cam_k
 
 # %% ../nbs/13_model.ipynb #1bec451a
 def __getattr__(name):
