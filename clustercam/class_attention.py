@@ -9,6 +9,7 @@ import torch.nn as nn
 from .backbone import PlainBlock
 from .clustering import soft_cluster
 from . import fastpaths
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ClusteringBlock']
@@ -30,25 +31,29 @@ class ClusteringBlock(PlainBlock):
         self.class_proj = nn.Linear(dim, dim)                            # Proj_c
         self.mix = nn.Parameter(torch.rand(1))                           # mu
 
-    def cluster_attention(self, class_tokens, patch_tokens, grid):
-        "Steps 2-3: new class tokens c', cluster outputs s', assignment Q (B,N,M), class-to-cluster weights G (B,H,K,M)."
-        B, N, D = patch_tokens.shape
-        K, H = class_tokens.shape[1], self.attn.num_heads
-        z = self.cluster_norm(fastpaths.linear(self.cluster_proj, patch_tokens))
-        Q, S = soft_cluster(z.transpose(1, 2).reshape(B, D, *grid), self.grid, self.n_iter)
-        M = S.shape[1]
-        t = torch.cat([self.class_norm(class_tokens), self.centre_norm(S)], dim=1)                   # (B,K+M,D)
-        q, k, v = fastpaths.linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
-        G = (q @ k.transpose(-2, -1) * self.attn.scale).float().softmax(-1)                          # (B,H,K+M,K+M)
-        o = (G.to(v.dtype) @ v).transpose(1, 2).reshape(B, K + M, D)
-        return self.class_proj(o[:, :K]), o[:, K:], Q, G[:, :, :K, K:]
+# %% ../nbs/12_class_attention.ipynb #cfe21220
+@patch
+def cluster_attention(self: ClusteringBlock, class_tokens, patch_tokens, grid):
+    "Steps 2-3: new class tokens c', cluster outputs s', assignment Q (B,N,M), class-to-cluster weights G (B,H,K,M)."
+    B, N, D = patch_tokens.shape
+    K, H = class_tokens.shape[1], self.attn.num_heads
+    z = self.cluster_norm(fastpaths.linear(self.cluster_proj, patch_tokens))
+    Q, S = soft_cluster(z.transpose(1, 2).reshape(B, D, *grid), self.grid, self.n_iter)
+    M = S.shape[1]
+    t = torch.cat([self.class_norm(class_tokens), self.centre_norm(S)], dim=1)                   # (B,K+M,D)
+    q, k, v = fastpaths.linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
+    G = (q @ k.transpose(-2, -1) * self.attn.scale).float().softmax(-1)                          # (B,H,K+M,K+M)
+    o = (G.to(v.dtype) @ v).transpose(1, 2).reshape(B, K + M, D)
+    return self.class_proj(o[:, :K]), o[:, K:], Q, G[:, :, :K, K:]
 
-    def forward(self, x: torch.Tensor, num_classes: int, grid: tuple[int, int], patch_weights: bool = False):
-        K = num_classes
-        y, A_cp, A_pp = self.attn(self.norm1(x), K, patch_weights)                                # step 1
-        c_new, s_new, Q, G = self.cluster_attention(x[:, :K], x[:, K:], grid)                     # steps 2-3
-        A_sp = fastpaths.cluster_to_patch(Q, G) if fastpaths.use_fastpaths(x) else G @ Q.transpose(1, 2)[:, None]   # step 4
-        A_mix = (1 - self.mix) * A_cp + self.mix * A_sp
-        x = x + self.drop_path(y) + self.drop_path(torch.cat([c_new, Q @ s_new], dim=1))          # steps 5-6
-        x = x + self.drop_path(self.feed_forward(self.norm2(x)))
-        return x, A_mix, A_pp
+# %% ../nbs/12_class_attention.ipynb #7873ede2
+@patch
+def forward(self: ClusteringBlock, x: torch.Tensor, num_classes: int, grid: tuple[int, int], patch_weights: bool = False):
+    K = num_classes
+    y, A_cp, A_pp = self.attn(self.norm1(x), K, patch_weights)                                # step 1
+    c_new, s_new, Q, G = self.cluster_attention(x[:, :K], x[:, K:], grid)                     # steps 2-3
+    A_sp = fastpaths.cluster_to_patch(Q, G) if fastpaths.use_fastpaths(x) else G @ Q.transpose(1, 2)[:, None]   # step 4
+    A_mix = (1 - self.mix) * A_cp + self.mix * A_sp
+    x = x + self.drop_path(y) + self.drop_path(torch.cat([c_new, Q @ s_new], dim=1))          # steps 5-6
+    x = x + self.drop_path(self.feed_forward(self.norm2(x)))
+    return x, A_mix, A_pp

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from . import fastpaths
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['model_mode', 'multiscale_cams', 'PAR', 'pseudo_labels']
@@ -25,6 +26,7 @@ def model_mode(model: nn.Module, training: bool | None):
     finally:
         for m, flag in flags: m.training = flag
 
+# %% ../nbs/20_refine.ipynb #5fd984ec
 def _check_scales(scales) -> tuple:
     scales = tuple(float(s) for s in scales)
     if not scales or scales[0] != 1.0:
@@ -32,6 +34,7 @@ def _check_scales(scales) -> tuple:
     if any(s <= 0 for s in scales): raise ValueError(f"multiscale_cams: scales must be positive, got {scales}")
     return scales
 
+# %% ../nbs/20_refine.ipynb #1f3b1d45
 @torch.no_grad()
 def multiscale_cams(model: nn.Module, images: torch.Tensor, scales: Sequence[float] = (1.0, 0.75, 1.25),
                     training: bool | None = None, **cam_kwargs) -> torch.Tensor:
@@ -78,39 +81,45 @@ class PAR(nn.Module):
             padded = F.pad(x, [d] * 4, mode='replicate')
             for dy, dx in _RING: yield padded[..., d + dy * d: d + dy * d + H, d + dx * d: d + dx * d + W]
 
-    def affinity(self, images01: torch.Tensor) -> torch.Tensor:
-        "Neighbour weights `(B, 8*len(dilations), H, W)` of the image batch."
-        aff = None
-        for c in range(images01.shape[1]):
-            centre = images01[:, c:c + 1]
-            nbrs = torch.cat(list(self.neighbours(centre)), 1)                                   # (B,n,H,W)
-            scale = nbrs.std(1, keepdim=True).add_(1e-5)
-            term = nbrs.sub_(centre).abs_().div_(scale).div_(self.temperature).pow_(2).neg_()
-            aff = term if aff is None else aff.add_(term)
-        aff = aff.div_(images01.shape[1]).softmax(1)
-        # the position term, the same for every pixel: softmax_j(-(delta_j / sigma_delta / w1)^2)
-        dist = self.distances.to(images01.device, images01.dtype).view(1, -1, 1, 1)
-        logits = -((dist / (dist.std(1, keepdim=True) + 1e-5) / self.temperature) ** 2)
-        pos = fastpaths.wide_softmax(logits, 1) if fastpaths.use_fastpaths(images01) else logits.softmax(1)
-        return aff.add_(self.position_weight * pos)
+# %% ../nbs/20_refine.ipynb #5f058ad8
+@patch
+def affinity(self: PAR, images01: torch.Tensor) -> torch.Tensor:
+    "Neighbour weights `(B, 8*len(dilations), H, W)` of the image batch."
+    aff = None
+    for c in range(images01.shape[1]):
+        centre = images01[:, c:c + 1]
+        nbrs = torch.cat(list(self.neighbours(centre)), 1)                                   # (B,n,H,W)
+        scale = nbrs.std(1, keepdim=True).add_(1e-5)
+        term = nbrs.sub_(centre).abs_().div_(scale).div_(self.temperature).pow_(2).neg_()
+        aff = term if aff is None else aff.add_(term)
+    aff = aff.div_(images01.shape[1]).softmax(1)
+    # the position term, the same for every pixel: softmax_j(-(delta_j / sigma_delta / w1)^2)
+    dist = self.distances.to(images01.device, images01.dtype).view(1, -1, 1, 1)
+    logits = -((dist / (dist.std(1, keepdim=True) + 1e-5) / self.temperature) ** 2)
+    pos = fastpaths.wide_softmax(logits, 1) if fastpaths.use_fastpaths(images01) else logits.softmax(1)
+    return aff.add_(self.position_weight * pos)
 
-    def propagate(self, masks: torch.Tensor, aff: torch.Tensor) -> torch.Tensor:
-        "One step, m_i <- sum_j a_ij m_j: the affinity-weighted sum of each pixel's neighbours."
-        if fastpaths.use_fastpaths(masks): return fastpaths.neighbour_sum(self.neighbours(masks), aff)
-        total = torch.zeros_like(masks)
-        for j, m_j in enumerate(self.neighbours(masks)): total.addcmul_(m_j, aff[:, j:j + 1])
-        return total
+# %% ../nbs/20_refine.ipynb #76ba4763
+@patch
+def propagate(self: PAR, masks: torch.Tensor, aff: torch.Tensor) -> torch.Tensor:
+    "One step, m_i <- sum_j a_ij m_j: the affinity-weighted sum of each pixel's neighbours."
+    if fastpaths.use_fastpaths(masks): return fastpaths.neighbour_sum(self.neighbours(masks), aff)
+    total = torch.zeros_like(masks)
+    for j, m_j in enumerate(self.neighbours(masks)): total.addcmul_(m_j, aff[:, j:j + 1])
+    return total
 
-    def forward(self, images01: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        "Refine `masks` (B,C,h,w) on `images01` (B,3,H,W) in [0,1]; returns (B,C,H,W)."
-        if images01.ndim != 4 or masks.ndim != 4 or images01.shape[0] != masks.shape[0]:
-            raise ValueError(f"PAR: images01 (B,3,H,W) and masks (B,C,h,w) must be batches of the same size, "
-                             f"got {tuple(images01.shape)} and {tuple(masks.shape)}")
-        if masks.shape[-2:] != images01.shape[-2:]:   # (the same size is an exact identity: skipped)
-            masks = F.interpolate(masks, size=images01.shape[-2:], mode='bilinear', align_corners=True)
-        aff = self.affinity(images01.to(masks.dtype))
-        for _ in range(self.num_iter): masks = self.propagate(masks, aff)
-        return masks
+# %% ../nbs/20_refine.ipynb #2df0a88c
+@patch
+def forward(self: PAR, images01: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    "Refine `masks` (B,C,h,w) on `images01` (B,3,H,W) in [0,1]; returns (B,C,H,W)."
+    if images01.ndim != 4 or masks.ndim != 4 or images01.shape[0] != masks.shape[0]:
+        raise ValueError(f"PAR: images01 (B,3,H,W) and masks (B,C,h,w) must be batches of the same size, "
+                         f"got {tuple(images01.shape)} and {tuple(masks.shape)}")
+    if masks.shape[-2:] != images01.shape[-2:]:   # (the same size is an exact identity: skipped)
+        masks = F.interpolate(masks, size=images01.shape[-2:], mode='bilinear', align_corners=True)
+    aff = self.affinity(images01.to(masks.dtype))
+    for _ in range(self.num_iter): masks = self.propagate(masks, aff)
+    return masks
 
 # %% ../nbs/20_refine.ipynb #c74cf9b2
 def _check_pseudo_label_args(cams, cls_labels, images01, max_present):
