@@ -49,6 +49,7 @@ def cluster_attention(self: ClusteringBlock, class_tokens, patch_tokens, grid):
 # %% ../nbs/12_class_attention.ipynb #7873ede2
 @patch
 def forward(self: ClusteringBlock, x: torch.Tensor, num_classes: int, grid: tuple[int, int], patch_weights: bool = False):
+    "Steps 1-6: `(x, A_mix (B,H,K,N), head-mean A_pp (B,N,N) or None)`."
     K = num_classes
     y, A_cp, A_pp = self.attn(self.norm1(x), K, patch_weights)                                # step 1
     c_new, s_new, Q, G = self.cluster_attention(x[:, :K], x[:, K:], grid)                     # steps 2-3
