@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
+from . import fastpaths
 
 # %% auto #0
-__all__ = ['PatchEmbed', 'resize_pos_embed', 'onednn_linear', 'TokenAttention', 'PlainBlock']
+__all__ = ['PatchEmbed', 'resize_pos_embed', 'TokenAttention', 'PlainBlock']
 
 # %% ../nbs/10_backbone.ipynb #c84a28a6
 class PatchEmbed(nn.Module):
@@ -41,65 +42,6 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid: tuple[int, 
     return torch.cat([prefix, patch.flatten(2).transpose(1, 2)], dim=1)
 
 # %% ../nbs/10_backbone.ipynb #14cbf4ed
-def _rows_as_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    "`F.linear(x, weight, bias)` as a 1x1 convolution over a channels-last view of the rows: oneDNN's kernels, no copy."
-    rows = x.reshape(1, -1, 1, x.shape[-1])              # (1, T, 1, D): the tokens, row-major
-    out = F.conv2d(rows.permute(0, 3, 1, 2), weight[:, :, None, None], bias)   # a channels-last (1, D, T, 1) view
-    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])   # channels-last out: (T, D') row-major
-
-class _ConvForwardLinear(torch.autograd.Function):
-    "A linear layer whose forward is `_rows_as_conv` and whose backward is `F.linear`'s (the same products, the same bits)."
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _rows_as_conv(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        g = grad.reshape(-1, grad.shape[-1])
-        grad_x = (g @ weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
-        grad_w = g.t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
-        grad_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b
-
-def onednn_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    "`layer(x)`; on a multi-threaded CPU in fp32, for large products, with the forward product as a 1x1 convolution (oneDNN)."
-    w = layer.weight
-    if (x.device.type != 'cpu' or x.dtype != torch.float32 or w.dtype != torch.float32 or torch.is_autocast_enabled('cpu')
-            or torch.get_num_threads() < 2 or x.numel() * w.shape[0] < 2 ** 27):
-        return layer(x)
-    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
-        return _ConvForwardLinear.apply(x, w, layer.bias)   # training: oneDNN forward, the BLAS's backward
-    return _rows_as_conv(x, w, layer.bias)
-
-# %% ../nbs/10_backbone.ipynb #72a5921c
-def _head_mean(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    "Mean over dim 1 of the strided view `w` (B,H,R,C), rounded as `w.contiguous().mean(1)`; into `out` (B,R,C) if given."
-    H = w.shape[1]
-    if w.requires_grad or H > 16 or (w.shape[2] * w.shape[3]) % 64:
-        return torch.mean(w.contiguous(), 1, out=out)
-    # ATen's mean over dim 1 of a contiguous copy adds up to 16 heads in order, then divides, wherever its
-    # 64-float unroll is full: so do we, straight from the strided view, without the copy (a pass over the
-    # weights). Where the unroll is not full, its remainder loop adds in other orders: there, the copy.
-    out = torch.add(w[:, 0], w[:, 1], out=out) if H > 1 else (w[:, 0].clone() if out is None else out.copy_(w[:, 0]))
-    for h in range(2, H): out.add_(w[:, h])
-    return out.div_(H)
-
-def _attention_bf16_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, rows: int = 256) -> torch.Tensor:
-    "softmax(q k^T * scale) v of bf16 CPU tensors without gradient: bf16 matrix products, a block of `rows` queries at a time."
-    # PyTorch's fused CPU attention is no faster in bf16 than in fp32 (a DeiT-S block at T = 1610: 56 ms against
-    # 49 ms); two bf16 matrix products with the softmax between them take 40 ms. The scores are rounded to bf16
-    # before the softmax, as any unfused attention under autocast rounds them.
-    kt, v = k.transpose(-2, -1).contiguous(), v.contiguous()
-    out = q.new_empty(q.shape)
-    for i in range(0, q.shape[2], rows):
-        w = q[:, :, i:i + rows] @ kt
-        w = torch.softmax(w.mul_(scale), -1, out=w)
-        out[:, :, i:i + rows] = w @ v
-    return out
-
 class TokenAttention(nn.Module):
     "Multi-head self-attention returning `(output, class_to_patch (B,H,K,N), head-mean patch_to_patch (B,N,N) or None)`."
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_drop: float = 0.):
@@ -112,58 +54,23 @@ class TokenAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, num_classes: int, patch_weights: bool = False):
         B, T, D = x.shape
-        q, k, v = onednn_linear(self.qkv, x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        K = num_classes
-        if patch_weights and not q.requires_grad:   # the CAM passes (no gradient): blocks of query rows
-            return self._weights_in_chunks(q, k, v, K)
+        q, k, v = fastpaths.linear(self.qkv, x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        fast = fastpaths.token_attention(q, k, v, num_classes, self.scale, patch_weights)
+        out, class_to_patch, patch_to_patch = fast if fast is not None else self.attend(q, k, v, num_classes, patch_weights)
+        return self.proj_drop(fastpaths.linear(self.proj, out)), class_to_patch, patch_to_patch
+
+    def attend(self, q, k, v, K: int, patch_weights: bool = False):
+        "softmax(Q K^T / sqrt(d)) V of q, k, v (B,H,T,d): `(AV (B,T,H*d), A_cp, mean_h A_pp or None)`."
+        B, H, T, d = q.shape
         if patch_weights:
-            # one (B,H,T,T) buffer: scaled and softmaxed in place -- bit for bit `((q @ k^T) * scale).softmax(-1)`
-            attn = q @ k.transpose(-2, -1)                                               # (B,H,T,T)
-            if attn.requires_grad: attn = (attn * self.scale).softmax(-1)   # differentiable, out of place
-            else: attn = torch.softmax(attn.mul_(self.scale), -1, out=attn)
-            out = attn @ v
-            class_to_patch = attn[:, :, :K, K:]
-            patch_to_patch = _head_mean(attn[:, :, K:, K:])                            # (B,N,N)
-        else:
-            class_attn = ((q[:, :, :K] @ k.transpose(-2, -1)) * self.scale).softmax(-1)   # (B,H,K,T)
-            if q.dtype == torch.bfloat16 and q.device.type == 'cpu' and not q.requires_grad:
-                patch_out = _attention_bf16_cpu(q[:, :, K:], k, v, self.scale)
-            else: patch_out = F.scaled_dot_product_attention(q[:, :, K:], k, v)        # weights never stored
-            out = torch.cat([class_attn @ v, patch_out], dim=2)
-            class_to_patch, patch_to_patch = class_attn[..., K:], None
-        out = self.proj_drop(onednn_linear(self.proj, out.transpose(1, 2).reshape(B, T, D)))
-        return out, class_to_patch, patch_to_patch
+            A = (q @ k.transpose(-2, -1) * self.scale).float().softmax(-1)                # (B,H,T,T)
+            out, A_pp = A.to(v.dtype) @ v, A[:, :, K:, K:].mean(1)
+        else:   # the class rows only; the patch rows through the fused kernel, never stored
+            A = (q[:, :, :K] @ k.transpose(-2, -1) * self.scale).float().softmax(-1)      # (B,H,K,T)
+            out, A_pp = torch.cat([A.to(v.dtype) @ v, F.scaled_dot_product_attention(q[:, :, K:], k, v)], 2), None
+        return out.transpose(1, 2).reshape(B, T, H * d), A[:, :, :K, K:], A_pp
 
-    def _weights_in_chunks(self, q, k, v, K: int, rows: int = 128):
-        "The CAM pass (no gradient): weights formed, used and head-averaged a block of `rows` queries at a time."
-        # The full (B,H,T,T) weights are 150 MB for a batch of 4 at 1.25 x 448: writing them out and reading them
-        # back three times (softmax, weights x V, head mean) made the pass memory-bound. Blocks of 128 query rows
-        # measured best (3-scale CAMs of DeiT-S at 448 on 2 cores: 7.7 s against 8.5 s for the whole buffer).
-        B, H, T, Dh = q.shape
-        N = T - K
-        # A power-of-two scale (head width 64: 1/8) is exact, so scaling the (T, Dh) queries once gives the
-        # numbers of scaling every block of (rows, T) scores, for 1/T of the work.
-        prescale = math.frexp(self.scale)[0] == 0.5
-        if prescale: q = q * self.scale
-        # K^T and V made contiguous once: as strided views of the qkv output, every block's product would copy them
-        kt, v = k.transpose(-2, -1).contiguous(), v.contiguous()
-        out = q.new_empty(B, T, H, Dh)   # token-major, the layout `proj` reads: no copy at the end
-        class_to_patch = q.new_empty(B, H, K, N)
-        patch_to_patch = q.new_empty(B, N, N)
-        for i in range(0, T, rows):
-            j = min(i + rows, T)
-            w = q[:, :, i:j] @ kt                                                         # (B,H,r,T)
-            if not prescale: w.mul_(self.scale)
-            w = torch.softmax(w, -1, out=w)
-            out[:, i:j] = (w @ v).transpose(1, 2)
-            if i < K: class_to_patch[:, :, i:min(j, K)] = w[:, :, :min(j, K) - i, K:]
-            if j > K:
-                a = max(i, K)
-                _head_mean(w[:, :, a - i:, K:], out=patch_to_patch[:, a - K:j - K])     # rounded as the reference
-        out = self.proj_drop(onednn_linear(self.proj, out.reshape(B, T, H * Dh)))
-        return out, class_to_patch, patch_to_patch
-
-# %% ../nbs/10_backbone.ipynb #1905a228
+# %% ../nbs/10_backbone.ipynb #72a5921c
 class PlainBlock(nn.Module):
     "Pre-norm ViT block; `forward(x, num_classes, grid, patch_weights)` -> (x, class_to_patch, patch_to_patch)."
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
@@ -182,9 +89,5 @@ class PlainBlock(nn.Module):
         return x, class_to_patch, patch_to_patch
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        "`self.mlp(x)` through `onednn_linear`; without gradient, GELU in place: one (B, T, 4D) buffer fewer."
-        m = self.mlp
-        hidden = onednn_linear(m.fc1, x)
-        if torch.is_grad_enabled() or type(m.act) is not nn.GELU or m.act.approximate != 'none': hidden = m.act(hidden)
-        else: torch.ops.aten.gelu_(hidden)
-        return m.drop2(onednn_linear(m.fc2, m.norm(m.drop1(hidden))))
+        "`self.mlp(x)` (through the speed paths' hook)."
+        return fastpaths.feed_forward(self.mlp, x)

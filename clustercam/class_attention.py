@@ -6,8 +6,10 @@
 from __future__ import annotations
 import torch
 import torch.nn as nn
-from .backbone import PlainBlock, onednn_linear
+from .backbone import PlainBlock
 from .clustering import soft_cluster
+from . import fastpaths
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ClusteringBlock']
@@ -29,28 +31,30 @@ class ClusteringBlock(PlainBlock):
         self.class_proj = nn.Linear(dim, dim)                            # Proj_c
         self.mix = nn.Parameter(torch.rand(1))                           # mu
 
-    def cluster_attention(self, class_tokens, patch_tokens, grid):
-        "Steps 2-3: returns new class tokens, cluster outputs, assignment Q and class-to-cluster weights."
-        B, N, D = patch_tokens.shape
-        K, H = class_tokens.shape[1], self.attn.num_heads
-        z = self.cluster_norm(onednn_linear(self.cluster_proj, patch_tokens))
-        assign, centres = soft_cluster(z.transpose(1, 2).reshape(B, D, *grid), self.grid, self.n_iter)
-        M = centres.shape[1]
-        t = torch.cat([self.class_norm(class_tokens), self.centre_norm(centres)], dim=1)     # (B,K+M,D)
-        q, k, v = onednn_linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
-        weights = ((q @ k.transpose(-2, -1)) * self.attn.scale).softmax(-1)                  # (B,H,K+M,K+M)
-        out = (weights @ v).transpose(1, 2).reshape(B, K + M, D)
-        return self.class_proj(out[:, :K]), out[:, K:], assign, weights[:, :, :K, K:]
+# %% ../nbs/12_class_attention.ipynb #cfe21220
+@patch
+def cluster_attention(self: ClusteringBlock, class_tokens, patch_tokens, grid):
+    "Steps 2-3: new class tokens c', cluster outputs s', assignment Q (B,N,M), class-to-cluster weights G (B,H,K,M)."
+    B, N, D = patch_tokens.shape
+    K, H = class_tokens.shape[1], self.attn.num_heads
+    z = self.cluster_norm(fastpaths.linear(self.cluster_proj, patch_tokens))
+    Q, S = soft_cluster(z.transpose(1, 2).reshape(B, D, *grid), self.grid, self.n_iter)
+    M = S.shape[1]
+    t = torch.cat([self.class_norm(class_tokens), self.centre_norm(S)], dim=1)                   # (B,K+M,D)
+    q, k, v = fastpaths.linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
+    G = (q @ k.transpose(-2, -1) * self.attn.scale).float().softmax(-1)                          # (B,H,K+M,K+M)
+    o = (G.to(v.dtype) @ v).transpose(1, 2).reshape(B, K + M, D)
+    return self.class_proj(o[:, :K]), o[:, K:], Q, G[:, :, :K, K:]
 
-    def forward(self, x: torch.Tensor, num_classes: int, grid: tuple[int, int], patch_weights: bool = False):
-        K = num_classes
-        y, class_to_patch, patch_to_patch = self.attn(self.norm1(x), K, patch_weights)
-        new_class, cluster_out, assign, class_to_cluster = self.cluster_attention(x[:, :K], x[:, K:], grid)
-        # A_sp = Q G_cs^T, one head at a time: the same products as the reference's broadcast matmul (so the
-        # same rounding) without the copy of Q for every head that broadcasting makes (B,H,N,M floats)
-        cluster_to_patch = torch.stack([assign @ class_to_cluster[:, h].transpose(-2, -1) for h in range(class_to_cluster.shape[1])],
-                                       1).transpose(-2, -1)
-        mixed = (1 - self.mix) * class_to_patch + self.mix * cluster_to_patch                 # A_mix
-        x = x + self.drop_path(y) + self.drop_path(torch.cat([new_class, assign @ cluster_out], dim=1))
-        x = x + self.drop_path(self.feed_forward(self.norm2(x)))
-        return x, mixed, patch_to_patch
+# %% ../nbs/12_class_attention.ipynb #7873ede2
+@patch
+def forward(self: ClusteringBlock, x: torch.Tensor, num_classes: int, grid: tuple[int, int], patch_weights: bool = False):
+    "Steps 1-6: `(x, A_mix (B,H,K,N), head-mean A_pp (B,N,N) or None)`."
+    K = num_classes
+    y, A_cp, A_pp = self.attn(self.norm1(x), K, patch_weights)                                # step 1
+    c_new, s_new, Q, G = self.cluster_attention(x[:, :K], x[:, K:], grid)                     # steps 2-3
+    A_sp = fastpaths.cluster_to_patch(Q, G) if fastpaths.use_fastpaths(x) else G @ Q.transpose(1, 2)[:, None]   # step 4
+    A_mix = (1 - self.mix) * A_cp + self.mix * A_sp
+    x = x + self.drop_path(y) + self.drop_path(torch.cat([c_new, Q @ s_new], dim=1))          # steps 5-6
+    x = x + self.drop_path(self.feed_forward(self.norm2(x)))
+    return x, A_mix, A_pp

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from .backbone import PatchEmbed, PlainBlock, resize_pos_embed
 from .class_attention import ClusteringBlock
+from . import fastpaths
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['LargeFOV', 'resolve_block', 'Features', 'ClusterCAM']
@@ -79,71 +81,82 @@ class ClusterCAM(nn.Module):
         self.decoder = LargeFOV(self.feature_dim, num_classes + 1, decoder_width, decoder_dilation)
         self._init_weights()
 
-    def _init_weights(self):
-        trunc_normal_(self.pos_embed, std=.02); trunc_normal_(self.cls_token, std=.02)
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None: nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+# %% ../nbs/13_model.ipynb #adaca176
+@patch
+def _init_weights(self: ClusterCAM):
+    trunc_normal_(self.pos_embed, std=.02); trunc_normal_(self.cls_token, std=.02)
+    for m in self.blocks.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None: nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
-    def no_weight_decay(self): return {'pos_embed', 'cls_token'}
+@patch
+def no_weight_decay(self: ClusterCAM): return {'pos_embed', 'cls_token'}
 
-    def _check_input(self, x):
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W), got {tuple(x.shape)}")
-        min_side = self.patch_size * 2
-        if min(x.shape[-2:]) < min_side:
-            raise ValueError(f"images must be at least {min_side}x{min_side} pixels, got {tuple(x.shape[-2:])}")
+@patch
+def _check_input(self: ClusterCAM, x):
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"images must be (B, 3, H, W), got {tuple(x.shape)}")
+    min_side = self.patch_size * 2
+    if min(x.shape[-2:]) < min_side:
+        raise ValueError(f"images must be at least {min_side}x{min_side} pixels, got {tuple(x.shape[-2:])}")
 
-    def forward_features(self, x: torch.Tensor, patch_affinity: bool = False) -> Features:
-        "Run the blocks once; with `patch_affinity`, also sum the head-mean patch-to-patch attention."
-        self._check_input(x)
-        K = self.num_classes
-        patches, grid = self.patch_embed(x)
-        tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), patches], dim=1)
-        tokens = self.pos_drop(tokens + resize_pos_embed(self.pos_embed, K, grid, square_input=x.shape[-2] == x.shape[-1]))
-        class_attention, affinity = [], None
-        for blk in self.blocks:
-            tokens, class_to_patch, patch_to_patch = blk(tokens, K, grid, patch_weights=patch_affinity)
-            class_attention.append(class_to_patch)
-            if patch_to_patch is not None:   # already the head mean (B,N,N), with the reference's rounding
-                affinity = patch_to_patch if affinity is None else affinity.add_(patch_to_patch)
-        B, h0, w0 = x.shape[0], *grid
-        maps = [tokens[:, K:].transpose(1, 2).reshape(B, self.embed_dim, h0, w0)]
-        maps += [a.reshape(B, -1, h0, w0) for a, blk in zip(class_attention, self.blocks) if isinstance(blk, ClusteringBlock)]
-        return Features(torch.cat(maps, dim=1), tokens[:, :K], class_attention, affinity, grid)
+# %% ../nbs/13_model.ipynb #ef9cab38
+@patch
+def forward_features(self: ClusterCAM, x: torch.Tensor, patch_affinity: bool = False) -> Features:
+    "Run the blocks once; with `patch_affinity`, also sum the head-mean patch-to-patch attention."
+    self._check_input(x)
+    K = self.num_classes
+    patches, grid = self.patch_embed(x)
+    tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), patches], dim=1)
+    tokens = self.pos_drop(tokens + resize_pos_embed(self.pos_embed, K, grid, square_input=x.shape[-2] == x.shape[-1]))
+    class_attention, affinity = [], None
+    for blk in self.blocks:
+        tokens, class_to_patch, patch_to_patch = blk(tokens, K, grid, patch_weights=patch_affinity)
+        class_attention.append(class_to_patch)
+        if patch_to_patch is not None:   # the head mean (B,N,N): R = sum over blocks
+            affinity = patch_to_patch if affinity is None else affinity.add_(patch_to_patch)
+    B, h0, w0 = x.shape[0], *grid
+    maps = [tokens[:, K:].transpose(1, 2).reshape(B, self.embed_dim, h0, w0)]
+    maps += [a.reshape(B, -1, h0, w0) for a, blk in zip(class_attention, self.blocks) if isinstance(blk, ClusteringBlock)]
+    return Features(torch.cat(maps, dim=1), tokens[:, :K], class_attention, affinity, grid)
 
-    def forward(self, x: torch.Tensor, skip_seg: bool = False):
-        "`(cls_logits (B,K), pat_logits (B,K), seg_logits (B,K+1,h0,w0) or None)`."
-        feats = self.forward_features(x)
-        cls_logits = feats.class_tokens.mean(-1)
-        pat_logits = self.head(feats.feature_map).mean((2, 3))
-        seg_logits = None if skip_seg else self.decoder(feats.feature_map)
-        return cls_logits, pat_logits, seg_logits
+# %% ../nbs/13_model.ipynb #b5366495
+@patch
+def forward(self: ClusterCAM, x: torch.Tensor, segment: bool = True, skip_seg: bool | None = None):
+    """`(cls_logits (B,K), cam_logits (B,K), seg_logits (B,K+1,h0,w0))`; `segment=False`: no decoder, `seg_logits` None.
 
-    @torch.no_grad()
-    def cams(self, x: torch.Tensor, n_layers: int = 3, refine: bool = True, training: bool | None = None) -> torch.Tensor:
-        """Class activation maps `(B, K, h0, w0)`, without gradient.
+    `skip_seg=True` is the old spelling of `segment=False` (still accepted)."""
+    if skip_seg is not None: segment = not skip_seg
+    feats = self.forward_features(x)
+    cls_logits = feats.class_tokens.mean(-1)                        # l^cls_k = mean_D c_k
+    cam_logits = self.head(feats.feature_map).mean((2, 3))          # l^cam = GAP(W_head * F)
+    seg_logits = self.decoder(feats.feature_map) if segment else None
+    return cls_logits, cam_logits, seg_logits
 
-        `n_layers`: how many of the last blocks' class attention weight the CAMs; `refine`: apply the
-        patch affinity. `training`: run in training mode (stochastic depth on) or not; None keeps the
-        model's current mode, which is what the reference does."""
-        if n_layers < 1: raise ValueError(f"n_layers must be >= 1, got {n_layers}")   # more than depth: all blocks
-        was_training = self.training
-        if training is not None: self.train(training)
-        try: feats = self.forward_features(x, patch_affinity=refine)
-        finally: self.train(was_training)
-        B, (h0, w0) = x.shape[0], feats.grid
-        base = F.relu(F.conv2d(feats.feature_map, self.head.weight, padding=1))
-        attention = torch.stack([a.mean(1) for a in feats.class_attention[-n_layers:]]).sum(0)   # (B,K,N)
-        cams = attention.reshape(B, self.num_classes, h0, w0) * base
-        if refine:
-            # one matrix-vector product per class, as the reference (a single matrix product rounds
-            # differently, and the min-max normalisation of multi-scale CAMs magnifies that)
-            flat = cams.flatten(2)
-            cams = torch.stack([feats.patch_affinity @ flat[:, k, :, None] for k in range(flat.shape[1])], 1).reshape(cams.shape)
-        return cams
+# %% ../nbs/13_model.ipynb #87a16729
+@patch
+@torch.no_grad()
+def cams(self: ClusterCAM, x: torch.Tensor, n_layers: int = 3, refine: bool = True, training: bool | None = None) -> torch.Tensor:
+    """Class activation maps `(B, K, h0, w0)`, without gradient, in fp32 (even under autocast).
+
+    `n_layers`: how many of the last blocks' class attention weight the CAMs; `refine`: apply the
+    patch affinity. `training`: run in training mode (stochastic depth on) or not; None keeps the
+    model's current mode, which is what the reference does."""
+    if n_layers < 1: raise ValueError(f"n_layers must be >= 1, got {n_layers}")   # more than depth: all blocks
+    was_training = self.training
+    if training is not None: self.train(training)
+    try: feats = self.forward_features(x, patch_affinity=refine)
+    finally: self.train(was_training)
+    with torch.autocast(x.device.type, enabled=False):   # the arithmetic that decides the labels: fp32
+        base = F.relu(F.conv2d(feats.feature_map.float(), self.head.weight.float(), padding=1))     # (B,K,h0,w0)
+        A = torch.stack([a.float().mean(1) for a in feats.class_attention[-n_layers:]]).sum(0)    # (B,K,N)
+        cams = A.view_as(base) * base
+        if not refine: return cams
+        R = feats.patch_affinity.float()                                                           # (B,N,N)
+        if fastpaths.use_fastpaths(x): return fastpaths.affinity_product(R, cams)
+        return (cams.flatten(2) @ R.transpose(1, 2)).view_as(cams)                                # cam_k <- R cam_k
 
 # %% ../nbs/13_model.ipynb #1bec451a
 def __getattr__(name):

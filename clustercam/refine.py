@@ -9,6 +9,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from . import fastpaths
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['model_mode', 'multiscale_cams', 'PAR', 'pseudo_labels']
@@ -24,6 +26,7 @@ def model_mode(model: nn.Module, training: bool | None):
     finally:
         for m, flag in flags: m.training = flag
 
+# %% ../nbs/20_refine.ipynb #5fd984ec
 def _check_scales(scales) -> tuple:
     scales = tuple(float(s) for s in scales)
     if not scales or scales[0] != 1.0:
@@ -31,6 +34,7 @@ def _check_scales(scales) -> tuple:
     if any(s <= 0 for s in scales): raise ValueError(f"multiscale_cams: scales must be positive, got {scales}")
     return scales
 
+# %% ../nbs/20_refine.ipynb #1f3b1d45
 @torch.no_grad()
 def multiscale_cams(model: nn.Module, images: torch.Tensor, scales: Sequence[float] = (1.0, 0.75, 1.25),
                     training: bool | None = None, **cam_kwargs) -> torch.Tensor:
@@ -46,7 +50,7 @@ def multiscale_cams(model: nn.Module, images: torch.Tensor, scales: Sequence[flo
         for i, s in enumerate(scales):
             if i > 0 and s == 1.0: continue
             x = images if s == 1.0 else F.interpolate(images, size=(int(s * h), int(s * w)), mode='bilinear', align_corners=False)
-            cams = net.cams(torch.cat([x, x.flip(-1)]), **cam_kwargs)
+            cams = net.cams(torch.cat([x, x.flip(-1)]), **cam_kwargs).float()   # fp32 even under autocast
             cams = F.interpolate(cams, size=(h, w), mode='bilinear', align_corners=False)
             cams = torch.maximum(cams[:B], cams[B:].flip(-1)).relu_()
             total = cams if total is None else total.add_(cams)
@@ -77,73 +81,87 @@ class PAR(nn.Module):
             padded = F.pad(x, [d] * 4, mode='replicate')
             for dy, dx in _RING: yield padded[..., d + dy * d: d + dy * d + H, d + dx * d: d + dx * d + W]
 
-    def affinity(self, images01: torch.Tensor) -> torch.Tensor:
-        "Neighbour weights `(B, 8*len(dilations), H, W)` of the image batch."
-        aff = None
-        for c in range(images01.shape[1]):
-            centre = images01[:, c:c + 1]
-            nbrs = torch.cat(list(self.neighbours(centre)), 1)                                   # (B,n,H,W)
-            scale = nbrs.std(1, keepdim=True).add_(1e-5)
-            term = nbrs.sub_(centre).abs_().div_(scale).div_(self.temperature).pow_(2).neg_()
-            aff = term if aff is None else aff.add_(term)
-        aff = aff.div_(images01.shape[1]).softmax(1)
-        # position term: the same for every pixel; a wide dummy axis makes softmax take the same
-        # (vectorised) path as the reference's full-size tensor, so the bits agree
-        dist = self.distances.to(images01.device, images01.dtype).view(1, -1, 1, 1).expand(1, -1, 1, 64)
-        pos = (-((dist / (dist.std(1, keepdim=True) + 1e-5) / self.temperature) ** 2)).softmax(1)[..., :1]
-        return aff.add_(self.position_weight * pos)
+# %% ../nbs/20_refine.ipynb #5f058ad8
+@patch
+def affinity(self: PAR, images01: torch.Tensor) -> torch.Tensor:
+    "Neighbour weights `(B, 8*len(dilations), H, W)` of the image batch."
+    aff = None
+    for c in range(images01.shape[1]):
+        centre = images01[:, c:c + 1]
+        nbrs = torch.cat(list(self.neighbours(centre)), 1)                                   # (B,n,H,W)
+        scale = nbrs.std(1, keepdim=True).add_(1e-5)
+        term = nbrs.sub_(centre).abs_().div_(scale).div_(self.temperature).pow_(2).neg_()
+        aff = term if aff is None else aff.add_(term)
+    aff = aff.div_(images01.shape[1]).softmax(1)
+    # the position term, the same for every pixel: softmax_j(-(delta_j / sigma_delta / w1)^2)
+    dist = self.distances.to(images01.device, images01.dtype).view(1, -1, 1, 1)
+    logits = -((dist / (dist.std(1, keepdim=True) + 1e-5) / self.temperature) ** 2)
+    pos = fastpaths.wide_softmax(logits, 1) if fastpaths.use_fastpaths(images01) else logits.softmax(1)
+    return aff.add_(self.position_weight * pos)
 
-    def propagate(self, masks: torch.Tensor, aff: torch.Tensor) -> torch.Tensor:
-        "One step: the affinity-weighted sum of each pixel's neighbours."
-        total, block, prod = None, torch.empty_like(masks), torch.empty_like(masks)
-        n = aff.shape[1]
-        for k, nbr in enumerate(self.neighbours(masks)):
-            weight = aff[:, k:k + 1]
-            # blocks of 16 then a running total: the order of torch.sum over 48 values on the CPU
-            if k % 16 == 0: torch.mul(nbr, weight, out=block)
-            else: block.add_(torch.mul(nbr, weight, out=prod))
-            if k % 16 == 15 or k == n - 1: total = block.clone() if total is None else total.add_(block)
-        return total
+# %% ../nbs/20_refine.ipynb #76ba4763
+@patch
+def propagate(self: PAR, masks: torch.Tensor, aff: torch.Tensor) -> torch.Tensor:
+    "One step, m_i <- sum_j a_ij m_j: the affinity-weighted sum of each pixel's neighbours."
+    if fastpaths.use_fastpaths(masks): return fastpaths.neighbour_sum(self.neighbours(masks), aff)
+    total = torch.zeros_like(masks)
+    for j, m_j in enumerate(self.neighbours(masks)): total.addcmul_(m_j, aff[:, j:j + 1])
+    return total
 
-    def forward(self, images01: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        "Refine `masks` (B,C,h,w) on `images01` (B,3,H,W) in [0,1]; returns (B,C,H,W)."
-        if images01.ndim != 4 or masks.ndim != 4 or images01.shape[0] != masks.shape[0]:
-            raise ValueError(f"PAR: images01 (B,3,H,W) and masks (B,C,h,w) must be batches of the same size, "
-                             f"got {tuple(images01.shape)} and {tuple(masks.shape)}")
-        if masks.shape[-2:] != images01.shape[-2:]:   # (the same size is an exact identity: skipped)
-            masks = F.interpolate(masks, size=images01.shape[-2:], mode='bilinear', align_corners=True)
-        aff = self.affinity(images01.to(masks.dtype))
-        for _ in range(self.num_iter): masks = self.propagate(masks, aff)
-        return masks
+# %% ../nbs/20_refine.ipynb #2df0a88c
+@patch
+def forward(self: PAR, images01: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    "Refine `masks` (B,C,h,w) on `images01` (B,3,H,W) in [0,1]; returns (B,C,H,W)."
+    if images01.ndim != 4 or masks.ndim != 4 or images01.shape[0] != masks.shape[0]:
+        raise ValueError(f"PAR: images01 (B,3,H,W) and masks (B,C,h,w) must be batches of the same size, "
+                         f"got {tuple(images01.shape)} and {tuple(masks.shape)}")
+    if masks.shape[-2:] != images01.shape[-2:]:   # (the same size is an exact identity: skipped)
+        masks = F.interpolate(masks, size=images01.shape[-2:], mode='bilinear', align_corners=True)
+    aff = self.affinity(images01.to(masks.dtype))
+    for _ in range(self.num_iter): masks = self.propagate(masks, aff)
+    return masks
 
 # %% ../nbs/20_refine.ipynb #c74cf9b2
-def pseudo_labels(cams: torch.Tensor, cls_labels: torch.Tensor, images01: torch.Tensor, par: PAR,
-                  bg_thr: float = 0.4, delta: float = 0.1, ignore_index: int = 255, down_scale: int = 2) -> torch.Tensor:
-    """Pseudo segmentation labels `(B,h,w)` long (0 background, k+1 class k, `ignore_index` in the
-    background band) from `cams` (B,K,h,w) in [0,1], image labels `cls_labels` (B,K) 0/1 and the
-    images in [0,1] `images01` (B,3,h,w), refined by `par`."""
+def _check_pseudo_label_args(cams, cls_labels, images01, max_present):
     if cams.ndim != 4: raise ValueError(f"pseudo_labels: cams must be (B,K,h,w), got shape {tuple(cams.shape)}")
     B, K, h, w = cams.shape
     if tuple(cls_labels.shape) != (B, K):
         raise ValueError(f"pseudo_labels: cls_labels must be (B,K) = {(B, K)} to match cams, got {tuple(cls_labels.shape)}")
     if images01.ndim != 4 or images01.shape[0] != B or tuple(images01.shape[-2:]) != (h, w):
         raise ValueError(f"pseudo_labels: images01 must be (B,3,h,w) = {(B, 3, h, w)} to match cams, got {tuple(images01.shape)}")
-    small = (h // down_scale, w // down_scale)
-    down = lambda t: F.interpolate(t, size=small, mode='bilinear', align_corners=False)
+    if max_present is not None and max_present < 0: raise ValueError(f"pseudo_labels: max_present must be >= 0, got {max_present}")
+
+# %% ../nbs/20_refine.ipynb #524f28a1
+def _channel_order(cls_labels: torch.Tensor, max_present: int | None):
+    "Per image the classes PAR refines: background, the present classes in class order, then padding (masked)."
+    B, K = cls_labels.shape
     present = torch.cat([cls_labels.new_ones(B, 1), cls_labels], 1) > 0                   # (B,K+1), background always
-    n = int(present.sum(1).max())
-    # channel j of image b holds class order[b, j]: background, then the image's present classes in class
-    # order, then padding (masked below). A VOC image has 1-3 of 20 classes, so PAR propagates n << K+1
-    # channels, as the reference's per-image slicing does, but for the whole batch at once.
+    n = int(present.sum(1).max()) if max_present is None else min(int(max_present) + 1, K + 1)
     order = torch.sort((~present).to(torch.uint8), dim=1, stable=True).indices[:, :n]      # (B,n)
-    padding = ~present.gather(1, order)[:, :, None, None]                                  # (B,n,1,1)
-    valid = cls_labels.to(cams.dtype)[:, :, None, None] * cams
-    picked = valid.gather(1, (order[:, 1:] - 1).clamp(min=0)[:, :, None, None].expand(-1, -1, h, w))
-    bands = cams.new_tensor([bg_thr + delta, bg_thr - delta]).view(1, 2, 1, 1).expand(B, 2, h, w)
-    scores = down(torch.cat([bands, picked], 1))                        # (B, 2+n-1, h/2, w/2): hi, lo, classes
-    def probs(band): return torch.cat([scores[:, band:band + 1], scores[:, 2:]], 1).masked_fill(padding, -math.inf).softmax(1)
-    refined = par(down(images01).to(cams.dtype), torch.cat([probs(0), probs(1)], 1))   # both bands, one call
-    refined = F.interpolate(refined, size=(h, w), mode='bilinear', align_corners=False)
+    return order, ~present.gather(1, order)[:, :, None, None]                              # order, padding (B,n,1,1)
+
+# %% ../nbs/20_refine.ipynb #a1f769f9
+def pseudo_labels(cams: torch.Tensor, cls_labels: torch.Tensor, images01: torch.Tensor, par: PAR,
+                  bg_thr: float = 0.4, delta: float = 0.1, ignore_index: int = 255, down_scale: int = 2,
+                  max_present: int | None = None) -> torch.Tensor:
+    """Pseudo segmentation labels `(B,h,w)` long (0 background, k+1 class k, `ignore_index` in the
+    background band) from `cams` (B,K,h,w) in [0,1], image labels `cls_labels` (B,K) 0/1 and the
+    images in [0,1] `images01` (B,3,h,w), refined by `par`. `max_present`: at least the largest number
+    of classes present in one image, if the caller knows it (saves counting them on the device, a sync)."""
+    _check_pseudo_label_args(cams, cls_labels, images01, max_present)
+    B, K, h, w = cams.shape
+    order, padding = _channel_order(cls_labels, max_present)
+    n = order.shape[1]
+    with torch.autocast(cams.device.type, enabled=False):   # the arithmetic that decides the labels: fp32
+        cams, images01 = cams.float(), images01.float()
+        down = lambda t: F.interpolate(t, size=(h // down_scale, w // down_scale), mode='bilinear', align_corners=False)
+        valid = cls_labels.float()[:, :, None, None] * cams
+        picked = valid.gather(1, (order[:, 1:] - 1).clamp(min=0)[:, :, None, None].expand(-1, -1, h, w))
+        bands = cams.new_tensor([bg_thr + delta, bg_thr - delta]).view(1, 2, 1, 1).expand(B, 2, h, w)
+        scores = down(torch.cat([bands, picked], 1))                      # (B, 2+n-1, h/2, w/2): hi, lo, classes
+        def probs(band): return torch.cat([scores[:, band:band + 1], scores[:, 2:]], 1).masked_fill(padding, -math.inf).softmax(1)
+        refined = par(down(images01), torch.cat([probs(0), probs(1)], 1))   # both bands, one call
+        refined = F.interpolate(refined, size=(h, w), mode='bilinear', align_corners=False)
     refined = refined.masked_fill(torch.cat([padding, padding], 1), -math.inf)
     label_hi = order.gather(1, refined[:, :n].argmax(1).flatten(1)).view(B, h, w)
     label_lo = order.gather(1, refined[:, n:].argmax(1).flatten(1)).view(B, h, w)
