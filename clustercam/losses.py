@@ -32,10 +32,10 @@ def seg_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255
     background, foreground = labels == 0, (labels != 0) & (labels != ignore_index)
     return 0.5 * (term(background) + term(foreground))
 
-def clustercam_loss(cls_logits, pat_logits, seg_logits, cls_labels, pseudo_label=None,
+def clustercam_loss(cls_logits, cam_logits, seg_logits, cls_labels, pseudo_label=None,
                     seg_weight: float = 0.1, ignore_index: int = 255) -> dict:
     "The losses of one step: `{'cls', 'pat', 'seg' (absent without pseudo labels), 'total'}`."
-    out = {'cls': cls_loss(cls_logits, cls_labels), 'pat': cls_loss(pat_logits, cls_labels)}
+    out = {'cls': cls_loss(cls_logits, cls_labels), 'pat': cls_loss(cam_logits, cls_labels)}
     out['total'] = out['cls'] + out['pat']
     if pseudo_label is not None:
         if seg_logits is None: raise ValueError("clustercam_loss: pseudo_label given but seg_logits is None (segmentation skipped?)")

@@ -54,7 +54,7 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
     pseudo labels (unless `skip_seg`), losses, backward, step. Returns floats `loss`, `cls`, `pat`, `seg`
     (and `grad_norm` when clipping), read from the device at once. Raises `NonFiniteLoss` before the
     optimiser step. `keep`: a dict that receives the step's `pseudo_labels` (B,S,S) when it makes them.
-    `cam_amp`: the CAM pass under autocast too. `max_present`: 1 + the most classes an image of the batch has
+    `cam_amp`: the CAM pass under autocast too. `max_present`: the most classes an image of the batch has
     (from the labels on the host), for `pseudo_labels`."""
     device = images.device
     net = getattr(model, 'module', model)
@@ -63,11 +63,11 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
         with autocast(device, amp_dtype if cam_amp else None):
             cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
         images01 = denormalize(images.float(), through_uint8=True)
-        plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta)
+        plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta, max_present=max_present)
         if keep is not None: keep['pseudo_labels'] = plabels
     with autocast(device, amp_dtype):
-        cls_logits, pat_logits, seg_logits = model(images, skip_seg=skip_seg)
-    cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(pat_logits.float(), labels)
+        cls_logits, cam_logits, seg_logits = model(images, segment=not skip_seg)
+    cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(cam_logits.float(), labels)
     seg = cls.new_zeros(()) if skip_seg else _seg_term(seg_logits, plabels)
     loss = cls + pat + seg_weight * seg
     values = torch.stack([loss, cls, pat, seg]).detach()
@@ -261,7 +261,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
         for images, masks, labels, _ in loader:
             images, masks = images.to(env.device, non_blocking=True), masks.to(env.device, non_blocking=True)
             with autocast(env.device, amp_dtype):
-                cls_logits, _, seg_logits = net(images, skip_seg=not segmentation)
+                cls_logits, _, seg_logits = net(images, segment=segmentation)
             scores.append(cls_logits.float().sigmoid()); targets.append(labels)    # to the host once, after the loop
             if segmentation:
                 seg = F.interpolate(seg_logits.float(), size=masks.shape[-2:], mode='bilinear', align_corners=False)
@@ -315,7 +315,7 @@ class ClusterCAMStep(Callback):
         learn.phase = 'skip_seg' if learn.skip_seg else ''
     def __call__(self, learn, batch) -> dict:
         c, device, learn.kept = self.cfg, learn.env.device, {}
-        max_present = 1 + int(batch[1].gt(0).sum(1).max())    # from the labels still on the host: no wait for the device
+        max_present = int(batch[1].gt(0).sum(1).max())    # from the labels still on the host: no wait for the device
         images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         return train_step(learn.model, images, labels, learn.optimizer, par=self.par, scales=c.scales, bg_thr=c.bg_thr,
                           delta=c.delta, skip_seg=learn.skip_seg, scaler=self.scaler, amp_dtype=self.amp_dtype,

@@ -74,11 +74,14 @@ def small_png(b64: str) -> str:
 
 
 def scrub(text: str) -> str:
-    "Paths that differ from run to run or machine to machine: temporary folders -> `<tmp>`, this checkout -> `<repo>`."
+    "What differs from run to run or machine to machine: temporary folders -> `<tmp>`, this checkout -> `<repo>`, durations -> `…`."
     import re, tempfile
     for tmp in {tempfile.gettempdir(), '/tmp'}:
         text = re.sub(re.escape(tmp.rstrip('/')) + r'/tmp[A-Za-z0-9_]{6,}', '<tmp>', text)   # tempfile.mkdtemp's folders
-    return text.replace(str(ROOT), '<repo>')
+    text = text.replace(str(ROOT), '<repo>')
+    # wall-clock figures (a command's "in 0.29 s", a bench's "12 img/s") differ on every run: stored as `…`
+    text = re.sub(r'(?<![\w.])\d+(\.\d+)?(\s?)(ms|s|sec|secs|seconds|it/s|s/it|img/s)\b(?![-\w])', r'…\2\3', text)
+    return re.sub(r'\b\d+:\d\d:\d\d\b', '…', text)
 
 
 def _scrub_output(o: dict) -> dict:
