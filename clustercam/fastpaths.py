@@ -142,7 +142,7 @@ def cluster_to_patch(assign: torch.Tensor, class_to_cluster: torch.Tensor) -> to
 
 # %% ../nbs/14_fastpaths.ipynb #fb92514e
 def affinity_product(affinity: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
-    "R cam_k for every class: `affinity` (B,N,N) times `cams` (B,K,h0,w0), one mat-vec per class as the reference."
+    "R cam_k for every class: `affinity` (B,N,N) times the CAMs (B,K,h0,w0), one mat-vec per class as the reference."
     flat = cams.flatten(2)
     return torch.stack([affinity @ flat[:, k, :, None] for k in range(flat.shape[1])], 1).reshape(cams.shape)
 
