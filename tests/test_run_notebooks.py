@@ -15,6 +15,8 @@ CELLS = [('markdown', '# Scratch\n\n> a notebook for the tool'),
          ('code', 'class Thing: pass\nThing()'),
          ('code', 'import numpy as np, torch, random\nprint(np.random.rand(), torch.rand(1).item(), random.random())'),
          ('code', "print(tempfile.mkdtemp())"),
+         ('code', "print('done in 0.29 s, 96.5 img/s, 3 images')"),
+         ('code', "#| output: false\nprint('a timing table')"),
          ('code', '#| hide\nimport nbdev; nbdev.nbdev_export()')]
 
 
@@ -40,12 +42,14 @@ def test_outputs_stored_clean_and_stable(tmp_path):
     outs = [c['outputs'] for c in cells]
     text = lambda o: ''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', ''))
     assert [text(o) for o in outs[0]] == ['shown\n']
-    assert outs[1] == outs[2] == [] and outs[3] == [] and outs[5] == [] and outs[9] == []   # skipped, nothing printed, export
+    assert outs[1] == outs[2] == [] and outs[3] == [] and outs[5] == []   # skipped, nothing printed
     png = outs[4][0]['data']['image/png']
     assert base64.b64decode(''.join(png))[:4] == b'\x89PNG'
     assert text(outs[6][0]) == '<__main__.Thing>'                            # nbdev_clean's id removal
     assert text(outs[7][0]).split()[0] == '0.5488135039273248'               # numpy seeded with 0
     assert text(outs[8][0]).strip() == '<tmp>'                               # temporary folders scrubbed
+    assert text(outs[9][0]) == 'done in … s, … img/s, 3 images\n'          # durations scrubbed, counts kept
+    assert outs[10] == [] and outs[11] == []                                  # `output: false` runs, keeps nothing; export
     assert all(c['execution_count'] is None and c['metadata'] == {} for c in cells)
     assert not any(o.get('name') == 'stderr' for c in cells for o in c['outputs'])
     first = nb.read_bytes()

@@ -8,7 +8,8 @@ notebooks are committed; `make outputs` runs it.
 
 Each notebook runs in a process of its own through nbdev's machinery (execnb's `CaptureShell`, as
 `nbdev_test` runs it): cells flagged with settings.ini's `tst_flags` (`notest`, `slow`), `eval: false`
-cells and the `nbdev_export()` cell are skipped and carry no output. A notebook that raises is left
+cells and the `nbdev_export()` cell are skipped and carry no output; cells with Quarto's `#| output: false`
+(timings and throughputs, which change on every run) run but keep no output. A notebook that raises is left
 as it was (the tool reports the cell and exits 1). The executed notebook then goes through
 `nbdev_clean` (execution counts and volatile metadata dropped, `<... at 0x...>` ids removed) and is
 written only when it differs from the stored one.
@@ -123,7 +124,9 @@ def execute(src: Path) -> dict:
     ran, code = [c for c in nb.cells if c.cell_type == 'code'], [c for c in stored['cells'] if c['cell_type'] == 'code']
     if len(ran) != len(code): raise RuntimeError(f"{src}: {len(ran)} code cells executed, {len(code)} stored")
     for r, c in zip(ran, code):
-        outs = [] if skip(r) else json.loads(json.dumps(r.get('outputs', [])))
+        # `#| output: false` (Quarto's own directive): the cell runs, its output is not kept (measurements)
+        hidden = (getattr(r, 'directives_', {}) or {}).get('output:', [''])[0].lower() == 'false'
+        outs = [] if skip(r) or hidden else json.loads(json.dumps(r.get('outputs', [])))
         c['outputs'] = [_scrub_output(o) for o in outs if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr')]
         for o in c['outputs']:
             if 'image/png' in o.get('data', {}): o['data']['image/png'] = small_png(o['data']['image/png'])
