@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param, bool_arg
-from .core import get_device, atomic_write_json, normalize, cli, autocast, autocast_dtype
+from .core import get_device, synchronize, atomic_write_json, normalize, cli, autocast, autocast_dtype
 
 # %% auto #0
 __all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'unsteady', 'bench',
@@ -55,17 +55,14 @@ def _register_cpu_attention_flops():
     def _bwd(grad_out, query, key, value, *args, out_val=None, **kwargs):
         return fc.sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
 
-def _sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-
 def matmul_gflops(device='cpu', n: int = 2048, repeats: int = 5) -> float:
     "Median GFLOP/s of an fp32 (n x n) @ (n x n) product on `device`: the machine's yardstick."
     device = torch.device(device)
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b; _sync(device)
+    a @ b; synchronize(device)
     rates = []
     for _ in range(repeats):
-        t = time.perf_counter(); a @ b; _sync(device)
+        t = time.perf_counter(); a @ b; synchronize(device)
         rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
     return statistics.median(rates)
 
@@ -233,10 +230,10 @@ def _measure(task: str, side: str, spec: dict) -> dict:
     run, n_images = (_ours if side == 'ours' else _reference)(task, spec)
     out = dict(task=task, side=side, images=n_images, threads=torch.get_num_threads())
     if device.type == 'cuda':
-        _sync(device); torch.cuda.reset_peak_memory_stats(device); before = torch.cuda.memory_allocated(device)
+        synchronize(device); torch.cuda.reset_peak_memory_stats(device); before = torch.cuda.memory_allocated(device)
     else:
         before, reset = _status_mb('VmRSS'), _reset_peak()
-    t = time.perf_counter(); run(); _sync(device); first = time.perf_counter() - t
+    t = time.perf_counter(); run(); synchronize(device); first = time.perf_counter() - t
     if device.type == 'cuda':
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 20; before /= 2 ** 20
     else:
@@ -245,7 +242,7 @@ def _measure(task: str, side: str, spec: dict) -> dict:
         out['children_peak_mb'] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     times = []
     for _ in range(spec['repeats']):
-        t = time.perf_counter(); run(); _sync(device); times.append(time.perf_counter() - t)
+        t = time.perf_counter(); run(); synchronize(device); times.append(time.perf_counter() - t)
     out.update(first_s=first, times_s=times, time_s=statistics.median(times or [first]),
                peak_mb=peak, added_mb=None if peak is None or before is None else peak - before)
     out['images_per_s'] = n_images / out['time_s']

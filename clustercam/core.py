@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'native_bf16',
-           'autocast_dtype', 'autocast', 'backend_flags', 'seed_everything', 'atomic_path', 'atomic_torch_save',
-           'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize', 'repo_root', 'uniform_tensors',
-           'fixtures_dir', 'load_fixture', 'cli', 'option', 'renamed_values', 'field_kind', 'config_values',
-           'config_parser', 'config_cli', 'import_object']
+__all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'synchronize',
+           'native_bf16', 'autocast_dtype', 'autocast', 'backend_flags', 'seed_everything', 'atomic_path',
+           'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize', 'repo_root',
+           'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option', 'renamed_values', 'field_kind',
+           'config_values', 'config_parser', 'config_cli', 'import_object']
 
 # %% ../nbs/00_core.ipynb #4d31845d
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -26,6 +26,11 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"--device: {device!r} asked for CUDA, but torch.cuda.is_available() is False here")
     return dev
+
+def synchronize(device: str | torch.device) -> None:
+    "Wait until `device` has done the work queued on it (a CUDA GPU runs asynchronously; a CPU is done already): before reading a clock."
+    device = torch.device(device)
+    if device.type == 'cuda': torch.cuda.synchronize(device)
 
 # %% ../nbs/00_core.ipynb #d5da2912
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')

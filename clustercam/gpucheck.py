@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param
-from .core import (get_device, autocast, autocast_dtype, native_bf16, backend_flags, load_fixture, REFERENCE_FIXTURES,
+from .core import (get_device, synchronize, autocast, autocast_dtype, native_bf16, backend_flags, load_fixture, REFERENCE_FIXTURES,
                              denormalize, atomic_write_json, cli, repo_root)
 from .model import ClusterCAM
 from .checkpoint import from_reference, model_from_checkpoint
@@ -28,9 +28,6 @@ SIZES = {
     'tiny': dict(model=dict(embed_dim=48, depth=2, num_heads=2, st_depth=2, decoder_width=32), input=64, batch=4, images=8),
 }
 EXIT_NO_CUDA = 77
-
-def _sync(device: torch.device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
 
 def _batches(size: dict, folder: Path, device: torch.device) -> tuple[list, int]:
     "Fixed (unaugmented) batches of a small synthetic set at the size's input, on `device`; and the number of classes."
@@ -144,10 +141,10 @@ def throughput(device: torch.device, size: dict, folder: Path, amps=('off', 'fp1
         with backend_flags(dtype):
             for what, job in jobs.items():
                 with autocast(device, dtype if what.startswith('CAMs') else None): job()       # warm-up (and cuDNN's choices)
-                _sync(device); t0 = time.perf_counter()
+                synchronize(device); t0 = time.perf_counter()
                 for _ in range(repeats):
                     with autocast(device, dtype if what.startswith('CAMs') else None): job()
-                _sync(device)
+                synchronize(device)
                 rows.append(dict(task=what, amp=amp, images_per_s=repeats * len(images) / (time.perf_counter() - t0)))
     return rows
 
