@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param, bool_arg
-from .core import get_device, synchronize, atomic_write_json, normalize, cli, autocast, autocast_dtype
+from .core import get_device, synchronize, atomic_write_json, normalize, cli, autocast, autocast_dtype, ranged
 
 # %% auto #0
 __all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'unsteady', 'bench',
@@ -361,15 +361,15 @@ def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: 
 def clustercam_bench(
     config: Param(f"model configuration: {', '.join(CONFIGS)}", str) = 'deit-s',
     device: Param("cpu, cuda, cuda:1, ... (default: CUDA when available)", str) = None,
-    batch: Param("training batch size", int) = 2,
-    size: Param("training crop side in pixels", int) = 448,
+    batch: Param("training batch size", ranged(int, '>= 1')) = 2,
+    size: Param("training crop side in pixels", ranged(int, '>= 1')) = 448,
     tasks: Param(f"comma-separated tasks: {','.join(TASKS)}", str) = ','.join(TASKS),
-    repeats: Param("timed runs per measurement (after one untimed run)", int) = 3,
-    eval_images: Param("images for the evaluation throughput", int) = 20,
-    workers: Param("CRF worker processes for `eval` (default: all cores)", int) = None,
-    processes: Param("copies of our network for `eval`, each with its own CRF (default: one per core on a CPU)", int) = None,
+    repeats: Param("timed runs per measurement (after one untimed run)", ranged(int, '>= 1')) = 3,
+    eval_images: Param("images for the evaluation throughput", ranged(int, '>= 1')) = 20,
+    workers: Param("CRF worker processes for `eval` (default: all cores)", ranged(int, '>= 0')) = None,
+    processes: Param("copies of our network for `eval`, each with its own CRF (default: one per core on a CPU)", ranged(int, '>= 1')) = None,
     infer_size: Param("HxW of the inference images", str) = '375x500',
-    threads: Param("torch threads in each measuring process (default: torch's)", int) = None,
+    threads: Param("torch threads in each measuring process (default: torch's)", ranged(int, '>= 1')) = None,
     reference_dir: Param("a checkout of the authors' code, to time it side by side (needs timm and einops)", str) = None,
     flops: Param("count FLOPs (one extra run per task)", bool_arg) = True,
     out: Param("JSON file for the results", str) = 'bench.json',

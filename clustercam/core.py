@@ -14,7 +14,7 @@ __all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', '
            'native_bf16', 'autocast_dtype', 'autocast', 'backend_flags', 'seed_everything', 'atomic_path',
            'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize', 'repo_root',
            'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option', 'renamed_values', 'field_kind',
-           'config_values', 'config_parser', 'config_cli', 'import_object']
+           'config_values', 'config_parser', 'config_cli', 'import_object', 'range_check', 'range_error', 'ranged']
 
 # %% ../nbs/00_core.ipynb #4d31845d
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -198,6 +198,7 @@ def _dashed_parser(func) -> argparse.ArgumentParser:
             dashed = '--' + o[2:].replace('_', '-')
             action.option_strings = [dashed if x == o else x for x in action.option_strings]  # shown in --help
             p._option_string_actions[dashed] = action                                         # both spellings parse
+        if spec := getattr(action.type, 'range', None): action.help = f"{action.help or ''} ({spec})"     # `ranged`
     return p
 
 def cli(func):
@@ -215,9 +216,9 @@ def cli(func):
     return _f
 
 # %% ../nbs/00_core.ipynb #c693d9be
-def option(default, help: str, old_names: tuple[str, ...] = ()) -> dataclasses.Field:
-    "A field of a settings dataclass that is also a command-line option: its `default`, the `help` that `--help` shows, and the names it had before."
-    return dataclasses.field(default=default, metadata={'help': help, 'old_names': tuple(old_names)})
+def option(default, help: str, old_names: tuple[str, ...] = (), range: str | None = None) -> dataclasses.Field:
+    "A field of a settings dataclass that is also a command-line option: its `default`, the `help` that `--help` shows, the names it had before, and the values it takes (`range_check`)."
+    return dataclasses.field(default=default, metadata={'help': help, 'old_names': tuple(old_names), 'range': range})
 
 def renamed_values(cls, values: dict) -> dict:
     "`values` with the old names of `cls`'s fields (`option(old_names=...)`) replaced by the new ones; both given is an error."
@@ -257,6 +258,8 @@ def config_values(cls, values: dict) -> dict:
         if optional and isinstance(v, str) and v.strip().lower() in ('', 'none'): out[k] = None
         elif many and isinstance(v, (list, tuple)):
             out[k] = () if [str(x).strip().lower() for x in v] == ['none'] else tuple(v)   # `--callbacks none`: empty
+        spec = fields[k].metadata.get('range')
+        if spec and (why := range_error(spec, out[k])): raise ValueError(f"--{k.replace('_', '-')} {why}")
     return out
 
 # %% ../nbs/00_core.ipynb #16f527f1
@@ -278,11 +281,14 @@ def config_parser(cls, prog: str, description: str | None = None) -> argparse.Ar
                                                  formatter_class=argparse.RawDescriptionHelpFormatter))
     for f in dataclasses.fields(cls):
         elem, optional, many = field_kind(f)
-        text = f.metadata.get('help', '').replace('%', '%%') + f" [{f.name} = {_show(f.default)}]".replace('%', '%%')
+        spec = f.metadata.get('range')
+        text = (f.metadata.get('help', '') + (f", in {spec}" if spec and spec.strip()[0] in '[(' else f", {spec}" if spec else '')
+                + f" [{f.name} = {_show(f.default)}]").replace('%', '%%')
         kw = dict(dest=f.name, default=None, help=text)
         if elem == 'bool' and not many: kw.update(nargs='?', const=True, type=str2bool, metavar='BOOL')
         else:
             convert = _none_or(_CONVERT[elem]) if optional else _CONVERT[elem]
+            if spec: convert = ranged(convert, spec)
             kw.update(type=convert, metavar=elem.upper(), **({'nargs': '+'} if many else {}))
         action = p.add_argument('--' + f.name.replace('_', '-'), **kw)
         if '_' in f.name: p._option_string_actions['--' + f.name] = action   # --data_path parses too, unlisted
@@ -313,3 +319,34 @@ def import_object(spec: str, what: str = 'object'):
     if not module or not name: raise ValueError(f"{what} {spec!r}: expected 'package.module:NAME'")
     try: return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e: raise ValueError(f"{what} {spec!r} could not be imported: {e}") from None
+
+# %% ../nbs/00_core.ipynb #c31321b4
+_BOUND = re.compile(r'\s*(>=|>|<=|<)\s*(-?[\d.e+-]+)\s*')
+_INTERVAL = re.compile(r'\s*([\[(])\s*(-?[\d.e+-]+)\s*,\s*(-?[\d.e+-]+)\s*([\])])\s*')
+
+def range_check(spec: str):
+    "A test `value -> bool` for the range `spec`: an interval '[0, 1]', '(0, 4]', or a bound '>= 1', '> 0', '<= 10'."
+    if m := _BOUND.fullmatch(spec):
+        op, b = m.group(1), float(m.group(2))
+        return {'>=': lambda v: v >= b, '>': lambda v: v > b, '<=': lambda v: v <= b, '<': lambda v: v < b}[op]
+    if m := _INTERVAL.fullmatch(spec):
+        lo_open, lo, hi, hi_open = m.group(1) == '(', float(m.group(2)), float(m.group(3)), m.group(4) == ')'
+        return lambda v: (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    raise TypeError(f"range {spec!r}: expected '[a, b]', '(a, b]', '>= a', '> a', '<= b' or '< b'")
+
+def range_error(spec: str, value) -> str | None:
+    "None when `value` (a number, or a tuple of them; None passes) lies in `spec`, else what is wrong."
+    ok = range_check(spec)
+    bad = [v for v in (value if isinstance(value, (tuple, list)) else (value,)) if v is not None and not ok(v)]
+    if not bad: return None
+    return f"must be {'in ' if spec.strip()[0] in '[(' else ''}{spec}, got {_show(bad[0])}"
+
+def ranged(convert, spec: str):
+    "An argparse `type`: `convert` (int, float), then a check that the value lies in `spec`; `--help` shows the range."
+    check = range_check(spec)
+    def parse(text: str):
+        v = convert(text)
+        if isinstance(v, str) or check(v): return v        # 'none' from `_none_or` passes
+        raise argparse.ArgumentTypeError(range_error(spec, v))
+    parse.__name__, parse.range = getattr(convert, '__name__', 'value'), spec
+    return parse

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param
-from .core import cli, atomic_torch_save
+from .core import cli, atomic_torch_save, ranged
 from .checkpoint import read_checkpoint
 from .synthetic import synth_sample, SYNTH_CLASSES
 
@@ -164,12 +164,12 @@ DEMO_TRAINING = dict(dataset='synthetic', synth_train=1500, synth_val=100, synth
 @cli
 def clustercam_pretrain(
     out: Param("the .pth file to write (timm/DeiT names; `--init` of clustercam_train loads it)", str),
-    steps: Param("optimisation steps", int) = PRETRAIN_RECIPE['steps'],
-    n_images: Param("object-centric images to draw (the first n_val are held out)", int) = PRETRAIN_RECIPE['n_images'],
-    image_size: Param("training crop size in pixels", int) = PRETRAIN_RECIPE['image_size'],
-    seed: Param("seed of the images and of every step", int) = PRETRAIN_RECIPE['seed'],
-    patch_weight: Param("weight of the patch head's loss (0: class token only, as DeiT)", float) = PRETRAIN_RECIPE['patch_weight'],
-    threads: Param("torch threads (1 reproduces the shipped file)", int) = 1,
+    steps: Param("optimisation steps", ranged(int, '>= 1')) = PRETRAIN_RECIPE['steps'],
+    n_images: Param("object-centric images to draw (the first n_val are held out)", ranged(int, '>= 2')) = PRETRAIN_RECIPE['n_images'],
+    image_size: Param("training crop size in pixels", ranged(int, '>= 16')) = PRETRAIN_RECIPE['image_size'],
+    seed: Param("seed of the images and of every step", ranged(int, '>= 0')) = PRETRAIN_RECIPE['seed'],
+    patch_weight: Param("weight of the patch head's loss (0: class token only, as DeiT)", ranged(float, '>= 0')) = PRETRAIN_RECIPE['patch_weight'],
+    threads: Param("torch threads (1 reproduces the shipped file)", ranged(int, '>= 1')) = 1,
 ):
     "Pretrain the synthetic-world ViT backbone (the demo's stand-in for ImageNet DeiT weights)."
     try: res = pretrain_vit(out, threads=threads, steps=steps, n_images=n_images, image_size=image_size, seed=seed,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 import matplotlib.pyplot as plt
 from fastcore.script import Param, store_true
-from .core import cli, atomic_write_json, atomic_write_text
+from .core import cli, atomic_write_json, atomic_write_text, ranged
 from .synthetic import make_synthetic_voc, PART_BODY, PART_MARK
 from .data import get_dataset
 from .metrics import ConfusionMatrix
@@ -282,7 +282,7 @@ def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seed
 def clustercam_study(
     out: Param("folder for the data set, the runs, results.json, report.md and figures/", str) = 'runs/study',
     quick: Param("tiny sizes: every step in about a minute (for tests)", store_true) = False,
-    n_seeds: Param("training seeds per arm", int) = 3,
+    n_seeds: Param("training seeds per arm", ranged(int, '>= 1')) = 3,
     sequential: Param("run the arms one after another, not two side by side", store_true) = False,
 ):
     "Train ClusterCAM and its st_depth=0 ablation over seeds on the parts world and report what the CAMs cover."

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 from fastcore.script import Param
-from .core import cli
+from .core import cli, ranged
 from .core import atomic_write_json, atomic_write_text
 from .data import VOC_PALETTE, voc_dataset
 
@@ -260,12 +260,12 @@ def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 
 @cli
 def clustercam_synth(
     out: Param("folder to write the data set to (VOC layout)", str),
-    n_train: Param("number of training images", int) = 300,
-    n_val: Param("number of validation images", int) = 100,
-    size: Param("longer image side in pixels", int) = 128,
-    seed: Param("random seed: the same seed writes the same files", int) = 0,
-    n_classes: Param(f"number of classes, 1..{len(SYNTH_CLASSES)}", int) = 5,
-    border: Param("width of the 255 band on outlines (default: size/128)", int) = None,
+    n_train: Param("number of training images", ranged(int, '>= 0')) = 300,
+    n_val: Param("number of validation images", ranged(int, '>= 0')) = 100,
+    size: Param("longer image side in pixels", ranged(int, '>= 32')) = 128,
+    seed: Param("random seed: the same seed writes the same files", ranged(int, '>= 0')) = 0,
+    n_classes: Param("number of classes", ranged(int, f'[1, {len(SYNTH_CLASSES)}]')) = 5,
+    border: Param("width of the 255 band on outlines (default: size/128)", ranged(int, '>= 1')) = None,
     world: Param(f"which world: {', '.join(SYNTH_WORLDS)} (class marks on shared bodies, with SegmentationPart/)", str) = 'shapes',
 ):
     "Write a synthetic weakly-supervised segmentation data set in the PASCAL VOC layout."
