@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #aa35c119
 from __future__ import annotations
-import os, random, tempfile, contextlib, json
+import os, random, tempfile, contextlib, json, socket
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,9 +12,10 @@ import torch
 # %% auto #0
 __all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'synchronize',
            'native_bf16', 'autocast_dtype', 'autocast', 'backend_flags', 'seed_everything', 'atomic_path',
-           'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'normalize', 'denormalize', 'repo_root',
-           'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option', 'renamed_values', 'field_kind',
-           'config_values', 'config_parser', 'config_cli', 'import_object', 'range_check', 'range_error', 'ranged']
+           'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'writable_folder', 'fresh_folder', 'RunLock',
+           'normalize', 'denormalize', 'repo_root', 'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option',
+           'renamed_values', 'field_kind', 'config_values', 'config_parser', 'config_cli', 'import_object',
+           'range_check', 'range_error', 'ranged']
 
 # %% ../nbs/00_core.ipynb #4d31845d
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -93,9 +94,9 @@ def atomic_path(path: str | os.PathLike):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     umask = os.umask(0); os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; give the file the permissions `open` would
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp (and writers that replace the file, as safetensors) make 0600: give `open`'s
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -115,6 +116,57 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj, **kwargs) -> Path:
     "Write `obj` as JSON to `path` atomically."
     return atomic_write_text(path, json.dumps(obj, indent=2, **kwargs) + '\n')
+
+# %% ../nbs/00_core.ipynb #5f386a7f
+def writable_folder(folder: str | os.PathLike, what: str = 'output folder') -> Path:
+    "`folder`, made if missing, once a file could be written in it; else a `ValueError` naming it."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise ValueError(f"{what} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.write-test.', dir=folder); os.close(fd); os.unlink(probe)
+    except OSError as e: raise ValueError(f"{what} {folder} is not writable ({e.strerror or e})") from None
+    return folder
+
+def fresh_folder(folder: str | os.PathLike, what: str = 'output folder', keep: tuple[str, ...] = (), hint: str = '') -> Path:
+    "`writable_folder(folder)`, refused when it already holds files besides `keep` (an earlier run's results)."
+    folder = Path(folder)
+    held = sorted(p.name for p in folder.iterdir() if p.name not in keep) if folder.is_dir() else []
+    if held:
+        shown = ', '.join(held[:3]) + (f' and {len(held) - 3} more' if len(held) > 3 else '')
+        raise ValueError(f"{what} {folder} already holds files ({shown}); give a new or empty folder{hint}")
+    return writable_folder(folder, what)
+
+# %% ../nbs/00_core.ipynb #79fb17ad
+class RunLock:
+    "`folder/.lock` held by this process while the body runs; a live holder's lock makes `ValueError` naming it, a dead one's is taken over."
+    def __init__(self, folder: str | os.PathLike): self.path = Path(folder)/'.lock'
+    def _holder(self) -> tuple[int | None, str]:
+        try: pid, _, host = self.path.read_text().partition(' ')
+        except FileNotFoundError: return None, ''
+        return (int(pid) if pid.strip().isdigit() else None), host.strip()
+    def _alive(self, pid: int | None, host: str) -> bool:
+        if pid is None or (host and host != socket.gethostname()): return True   # cannot tell: assume held
+        try: os.kill(pid, 0)
+        except ProcessLookupError: return False
+        except PermissionError: return True
+        return True
+    def __enter__(self):
+        for _ in range(2):
+            try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                pid, host = self._holder()
+                if self._alive(pid, host) and pid != os.getpid():
+                    raise ValueError(f"{self.path.parent} is in use by process {pid or '?'}{' on ' + host if host else ''} "
+                                     f"(lock {self.path}); wait for it to end, or use another folder") from None
+                with contextlib.suppress(FileNotFoundError): os.unlink(self.path)   # a stale lock
+                continue
+            with os.fdopen(fd, 'w') as f: f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            return self
+        raise ValueError(f"could not take the lock {self.path}")
+    def __exit__(self, *exc):
+        if self._holder()[0] == os.getpid():
+            with contextlib.suppress(FileNotFoundError): os.unlink(self.path)
 
 # %% ../nbs/00_core.ipynb #8ae3832e
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

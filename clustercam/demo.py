@@ -43,7 +43,7 @@ def train_and_evaluate(name: str, data: Path, out: Path, overrides: dict, t0: fl
     "Train one arm into `out/name` and evaluate its last checkpoint on val (no CRF and CRF)."
     from clustercam.train import make_config, train
     run = out/name
-    cfg = make_config(preset, data_path=str(data), output_dir=str(run), progress=progress, **overrides)
+    cfg = make_config(preset, data_path=str(data), output_dir=str(run), progress=progress, overwrite=True, **overrides)   # the demo's own folder: a rerun replaces it
     _stamp(t0, f"training {name}: embed {cfg.embed_dim}, depth {cfg.depth}, heads {cfg.num_heads}, st_depth {cfg.st_depth}, "
                f"patch {cfg.patch_size}, input {cfg.input_size}, {cfg.epochs} epochs ({cfg.seg_start_epoch} without segmentation)")
     t = time.time(); train(cfg); train_s = time.time() - t

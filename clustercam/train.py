@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb #83e21431
 from __future__ import annotations
-import dataclasses, json, math, os, signal, sys
+import dataclasses, json, math, os, signal, sys, contextlib, shutil, tempfile
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence
@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .core import seed_everything, atomic_write_json, denormalize, option, config_values, config_cli, import_object, renamed_values
+from .core import writable_folder, fresh_folder, RunLock, _show, seed_everything, atomic_write_json, denormalize, option, config_values, config_cli, import_object, renamed_values
 from .core import AMP_MODES, autocast_dtype, autocast, backend_flags
 from .model import ClusterCAM
 from .checkpoint import load_checkpoint, read_checkpoint
@@ -28,10 +28,11 @@ from .learner import (isolated_rng, SeededSamples, EpochSampler, rng_state, set_
                                 load_training_checkpoint)
 
 # %% auto #0
-__all__ = ['PRESETS', 'train_step', 'param_groups', 'scaled_lr', 'build_optimizer', 'build_scheduler', 'set_epoch_lr',
-           'TrainConfig', 'preset_values', 'make_config', 'val_loader', 'evaluate', 'Validation', 'EpochSchedule',
-           'ClusterCAMStep', 'TrainingInterrupted', 'amp_setup', 'BackendFlags', 'build_model', 'default_parts',
-           'learner', 'outcome', 'train', 'config_from_args', 'clustercam_train']
+__all__ = ['PRESETS', 'RUN_FOLDER_KEEPS', 'RESUME_MAY_CHANGE', 'train_step', 'param_groups', 'scaled_lr', 'build_optimizer',
+           'build_scheduler', 'set_epoch_lr', 'TrainConfig', 'preset_values', 'make_config', 'val_loader', 'evaluate',
+           'Validation', 'EpochSchedule', 'ClusterCAMStep', 'TrainingInterrupted', 'amp_setup', 'BackendFlags',
+           'build_model', 'default_parts', 'learner', 'outcome', 'train', 'run_folder', 'refuse_resume_changes',
+           'config_from_args', 'clustercam_train']
 
 # %% ../nbs/30_train.ipynb #930513d4
 def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
@@ -189,6 +190,7 @@ class TrainConfig:
     resume: str | None = option(None, "checkpoint_last.pth to continue from, or auto (output_dir's, when there)")
     stop_at_step: int | None = option(None, "stop after this many steps in all, saving checkpoint_last.pth", range='>= 1')
     trust_checkpoint: bool = option(False, "read --init, --finetune and --resume files with full pickle, which can run code: only files you trust")
+    overwrite: bool = option(False, "start afresh in an output_dir that holds another run: its files are removed first (the synthetic data/ stays); without it such a folder is refused")
     @property
     def skip_seg(self) -> int: return self.seg_start_epoch   # the old name, still readable
 
@@ -229,6 +231,9 @@ def _check_config(c: TrainConfig) -> TrainConfig:
     need(c.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {c.amp!r}")
     need(c.lr > 0 and c.warmup_epochs >= 0, f"need lr > 0 and warmup_epochs >= 0, got {c.lr}, {c.warmup_epochs}")
     need(c.save_every_steps >= 0 and c.log_every >= 0 and c.val_every >= 1, "save_every_steps, log_every must be >= 0, val_every >= 1")
+    need(c.st_depth <= c.depth, f"need st_depth <= depth, got {c.st_depth}, depth {c.depth}")   # cam_layers past depth: all blocks
+    need(c.embed_dim % c.num_heads == 0, f"embed_dim must be a multiple of num_heads, got {c.embed_dim}, {c.num_heads}")
+    need(not (c.overwrite and c.resume), "--overwrite and --resume: choose one (continue the run, or replace it)")
     return c
 
 def make_config(preset: str = 'synthetic', **overrides) -> TrainConfig:
@@ -433,8 +438,42 @@ def train(cfg: TrainConfig | None = None, cbs: Sequence[Callback] = (), **overri
     returns `outcome`. Run under `torchrun` for several processes."""
     cfg = cfg if cfg is not None else make_config(**overrides)
     env = init_distributed(cfg.device)
-    try: return outcome(learner(cfg, env, cbs).fit(), cfg)
+    try:
+        with run_folder(cfg, env): return outcome(learner(cfg, env, cbs).fit(), cfg)
     finally: close_distributed(env)
+
+# %% ../nbs/30_train.ipynb #ab7bb83c
+RUN_FOLDER_KEEPS = ('data', '.lock')   # the synthetic data set `_prepare_data` writes there; the lock
+
+@contextlib.contextmanager
+def run_folder(cfg: TrainConfig, env: DistEnv):
+    "Rank 0 holds `cfg.output_dir`'s lock for the body; a folder with another run's files is refused, or cleared with `cfg.overwrite`."
+    if not env.main: yield; return
+    out = writable_folder(cfg.output_dir, '--output-dir')
+    with RunLock(out):
+        if cfg.overwrite:
+            for p in out.iterdir():
+                if p.name in RUN_FOLDER_KEEPS: continue
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        elif cfg.resume is None:
+            fresh_folder(out, '--output-dir', keep=RUN_FOLDER_KEEPS,
+                         hint=" (it holds a run: continue it with --resume auto, or replace it with --overwrite)")
+        yield
+
+# %% ../nbs/30_train.ipynb #fd13b8e9
+RESUME_MAY_CHANGE = ('output_dir', 'data_path', 'device', 'num_workers', 'progress', 'tensorboard', 'log_every', 'save_every_steps',
+                     'val_batch_size', 'trust_checkpoint', 'resume', 'stop_at_step', 'preset', 'overwrite', 'callbacks')
+
+def refuse_resume_changes(given: dict, saved: dict, checkpoint) -> None:
+    "A `ValueError` naming the options of `given` that differ from the resumed run's `saved` settings (the run would ignore them)."
+    def norm(k, v):
+        v = config_values(TrainConfig, {k: v})[k]
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+    changed = [k for k, v in given.items() if k in saved and k not in RESUME_MAY_CHANGE and norm(k, v) != norm(k, saved[k])]
+    if changed:
+        what = ', '.join(f"--{k.replace('_', '-')} {_show(norm(k, given[k]))} (the run's: {_show(norm(k, saved[k]))})" for k in changed)
+        raise ValueError(f"--resume {checkpoint}: a resumed run keeps its settings, but {what} differ; drop them, "
+                         "or start a new run in another --output-dir")
 
 # %% ../nbs/30_train.ipynb #c66de87f
 def config_from_args(preset: str | None = None, **given) -> TrainConfig:
@@ -450,6 +489,7 @@ def config_from_args(preset: str | None = None, **given) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in saved.items() if k in known and k not in ('resume', 'stop_at_step', 'preset')}
         if saved.get('data_path') and 'data_path' not in given: base['data_path'] = saved['data_path']
+        refuse_resume_changes(given, base, ck)
         return make_config(preset or saved.get('preset', 'synthetic'), **{**base, **given})
     return make_config(preset or 'synthetic', **given)
 
