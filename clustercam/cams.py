@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from .core import atomic_path, atomic_write_json, atomic_write_text, option, config_values, config_cli
+from .core import atomic_path, atomic_write_json, atomic_write_text, option, config_values, config_cli, fresh_folder
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .metrics import ConfusionMatrix
 from .data import get_dataset, save_mask
@@ -155,6 +155,7 @@ def clustercam_cams(**given):
     c = CamsConfig(**config_values(CamsConfig, given))
     if c.weights is None: raise ValueError("--weights is required")
     if c.data_path is None: raise ValueError("--data-path is required")
+    if c.out is not None: fresh_folder(c.out, '--out')   # never mix with older results
     ds = get_dataset(c.dataset, c.data_path, c.split, kind='infer')
     model, info = model_from_checkpoint(c.weights, ds.num_classes, c.num_heads, c.device, trusted=c.trust_checkpoint)
     refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.script import Param, store_true
-from .core import cli, get_device, atomic_path, atomic_write_json
+from .core import cli, get_device, atomic_path, atomic_write_json, writable_folder
 from .model import ClusterCAM
 from .class_attention import ClusteringBlock
 
@@ -48,6 +48,7 @@ def read_checkpoint(path: str | os.PathLike, option: str = 'checkpoint', trusted
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"{option}: {str(path)!r} does not exist")
     if path.suffix == '.safetensors': return _read_safetensors(path, option)
+    if (kind := _not_a_torch_file(path)): raise CheckpointError(f"{option}: {str(path)!r} {kind}")
     try:
         if trusted: ck = torch.load(path, map_location='cpu', weights_only=False, mmap=mmap)
         else:
@@ -55,9 +56,21 @@ def read_checkpoint(path: str | os.PathLike, option: str = 'checkpoint', trusted
                 ck = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
         if not trusted and 'GLOBAL' in str(e): raise _refused(path, option, e) from None
-        raise CheckpointError(f"{option}: {str(path)!r} could not be read as a checkpoint: {str(e).splitlines()[0]}") from None
+        if 'central directory' in str(e) or isinstance(e, (EOFError, RuntimeError)):
+            raise CheckpointError(f"{option}: {str(path)!r} is truncated or damaged: not a whole checkpoint (torch: {type(e).__name__})") from None
+        raise CheckpointError(f"{option}: {str(path)!r} could not be read as a checkpoint ({type(e).__name__})") from None
     if not isinstance(ck, dict): raise CheckpointError(f"{option}: {str(path)!r} holds a {type(ck).__name__}, not a checkpoint dict")
     return ck
+
+# %% ../nbs/15_checkpoint.ipynb #db157681
+_TORCH_LEGACY = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'   # torch.save's old format: a pickle of its magic number first
+
+def _not_a_torch_file(path: Path) -> str | None:
+    "What `path` is when it is not a file `torch.save` wrote (empty, or other bytes), from its first bytes; None for a zip or the old format."
+    head = path.open('rb').read(len(_TORCH_LEGACY))
+    if not head: return "is empty (0 bytes): not a checkpoint"
+    if head.startswith(b'PK\x03\x04') or head == _TORCH_LEGACY: return None
+    return f"is not a checkpoint: {path.stat().st_size} bytes that torch.save did not write (a .pth/.pt zip or a .safetensors file)"
 
 # %% ../nbs/15_checkpoint.ipynb #bf62da51
 REFERENCE_NAMES = {   # the authors' clustering-block names -> ours
@@ -169,13 +182,24 @@ def architecture(ckpt: dict, num_heads: int | None = None) -> dict:
                 qkv_bias='blocks.0.attn.qkv.bias' in sd)
 
 # %% ../nbs/15_checkpoint.ipynb #938ea913
+def _shape_facts(state: dict) -> dict:
+    "The width and depth a state dict's names and shapes say."
+    w = state.get('patch_embed.proj.weight')
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r'blocks\.(\d+)\.', k))}
+    return {'width': None if w is None else int(w.shape[0]), 'depth': max(blocks) + 1 if blocks else None}
+
 def _mismatch(state: dict, target: dict, strict: bool) -> str | None:
+    "None when `state` fits `target`; else one line: the width and depth when they differ, then counts and the first key of each kind."
     missing, unexpected = sorted(set(target) - set(state)), sorted(set(state) - set(target))
-    shapes = [f"{k}: {tuple(v.shape)} vs model {tuple(target[k].shape)}" for k, v in state.items()
+    shapes = [f"{k} {tuple(v.shape)} vs model {tuple(target[k].shape)}" for k, v in state.items()
               if k in target and v.shape != target[k].shape]
-    if shapes or (strict and (missing or unexpected)):
-        return f"missing keys: {missing}\n  unexpected keys: {unexpected}\n  shape mismatches: {shapes}"
-    return None
+    if not (shapes or (strict and (missing or unexpected))): return None
+    have, want = _shape_facts(state), _shape_facts(target)
+    parts = [f"checkpoint has {what} {have[what]}, model {want[what]}" for what in ('width', 'depth')
+             if None not in (have[what], want[what]) and have[what] != want[what]]
+    for name, keys in (('of other shapes', shapes), ('missing', missing if strict else []), ('unexpected', unexpected if strict else [])):
+        if keys: parts.append(f"{len(keys)} weights {name} (first: {keys[0]})")
+    return '; '.join(parts)
 
 def load_checkpoint(model: nn.Module, path_or_dict, strict: bool = True, init: bool = False, trusted: bool = False,
                     option: str = '--weights') -> dict:
@@ -191,7 +215,7 @@ def load_checkpoint(model: nn.Module, path_or_dict, strict: bool = True, init: b
     problem = _mismatch(state, model.state_dict(), strict)
     if problem:
         where = f" {str(path_or_dict)!r}" if is_path else ''
-        raise CheckpointError(f"{option}{where} does not fit the model:\n  {problem}")
+        raise CheckpointError(f"{option}{where} does not fit the model: {problem}")
     model.load_state_dict(state, strict=False)
     return ckpt
 
@@ -210,7 +234,7 @@ def model_from_checkpoint(weights, num_classes: int | None = None, num_heads: in
                               "evaluate it on the data it was trained for (VOC 20, COCO 80, synthetic as written)")
     model = ClusterCAM(**arch, drop_path_rate=0., clustering_block=cfg.get('clustering_block'),
                        decoder_dilation=cfg.get('decoder_dilation', 5))
-    load_checkpoint(model, ck)
+    load_checkpoint(model, ck, option=f'--weights{where}')
     info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou') if k in ck}, 'config': cfg}
     return model.to(get_device(device)).eval(), info
 
@@ -245,6 +269,9 @@ def clustercam_export(weights: Param("a checkpoint: ours, the authors' release, 
     "Write a checkpoint's network weights as safetensors, with its config as JSON beside them."
     try:
         if weights is None or out is None: raise CheckpointError("--weights and --out are required")
+        for p in (Path(out), Path(out).with_suffix('.json')):
+            if p.exists(): raise CheckpointError(f"--out {out}: {p} exists; give a new file name (or remove it first)")
+        writable_folder(Path(out).parent, 'the folder of --out')
         path = save_safetensors(read_checkpoint(weights, '--weights', trusted=trust_checkpoint), out)
     except CheckpointError as e: sys.exit(f"clustercam_export: {e}")
     print(f"wrote {path} and {path.with_suffix('.json')}")

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 from .core import atomic_path, atomic_write_json, atomic_write_text, autocast, autocast_dtype
-from .core import option, config_values, config_cli
+from .core import option, config_values, config_cli, fresh_folder
 from .model import ClusterCAM
 from .checkpoint import model_from_checkpoint
 from .refine import model_mode
@@ -495,6 +495,7 @@ def clustercam_infer(**given):
     if cfg.weights is None: raise ValueError("--weights is required")
     if (cfg.data_path is None) == (cfg.images is None):
         raise ValueError("give --data-path (a data set's split, scored) or --images (a folder of pictures), one of them")
+    if cfg.out is not None and int(os.environ.get('RANK', '0')) == 0: fresh_folder(cfg.out, '--out')   # never mix with older results
     env = init_distributed(cfg.device)   # under torchrun: one shard of the images per process
     try: res = infer_pictures(cfg, env) if cfg.images is not None else infer_split(cfg, env)
     finally: close_distributed(env)

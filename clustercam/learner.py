@@ -359,7 +359,7 @@ class Resume(Callback):
     def __init__(self, path: str | os.PathLike, trusted: bool = False): self.path, self.trusted = Path(path), trusted
     def before_fit(self, learn):
         ck = load_training_checkpoint(self.path, self.trusted)
-        load_checkpoint(learn.net, ck)
+        load_checkpoint(learn.net, ck, option=f'--resume {str(self.path)!r}')
         learn.optimizer.load_state_dict(ck['optimizer'])
         if learn.scheduler is not None: learn.scheduler.load_state_dict(ck['scheduler'])
         for cb in learn.cbs:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param
-from .core import cli, atomic_torch_save, ranged
+from .core import cli, atomic_torch_save, ranged, writable_folder
 from .checkpoint import read_checkpoint
 from .synthetic import synth_sample, SYNTH_CLASSES
 
@@ -172,6 +172,7 @@ def clustercam_pretrain(
     threads: Param("torch threads (1 reproduces the shipped file)", ranged(int, '>= 1')) = 1,
 ):
     "Pretrain the synthetic-world ViT backbone (the demo's stand-in for ImageNet DeiT weights)."
+    writable_folder(Path(out).parent, 'the folder of out')   # before the training, not after it
     try: res = pretrain_vit(out, threads=threads, steps=steps, n_images=n_images, image_size=image_size, seed=seed,
                             patch_weight=patch_weight)
     except (ValueError, TypeError) as e: sys.exit(f"clustercam_pretrain: {e}")

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 from fastcore.script import Param
-from .core import cli, ranged
+from .core import cli, ranged, fresh_folder
 from .core import atomic_write_json, atomic_write_text
 from .data import VOC_PALETTE, voc_dataset
 
@@ -270,6 +270,8 @@ def clustercam_synth(
 ):
     "Write a synthetic weakly-supervised segmentation data set in the PASCAL VOC layout."
     t0 = time.time()
-    try: root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border, world=world)
+    try:
+        fresh_folder(out, 'data set folder', hint=" (a data set written there would mix with what it holds)")
+        root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border, world=world)
     except ValueError as e: sys.exit(f"clustercam_synth: {e}")
     print(f"wrote {n_train} train + {n_val} val images ({n_classes} classes, {size} px, world {world}) to {root} in {time.time() - t0:.1f} s")
