@@ -13,7 +13,8 @@ import torch
 __all__ = ['AMP_MODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'REFERENCE_FIXTURES', 'USER_ERRORS', 'get_device', 'synchronize',
            'native_bf16', 'autocast_dtype', 'autocast', 'backend_flags', 'seed_everything', 'atomic_path',
            'atomic_torch_save', 'atomic_write_text', 'atomic_write_json', 'writable_folder', 'fresh_folder', 'RunLock',
-           'normalize', 'denormalize', 'repo_root', 'uniform_tensors', 'fixtures_dir', 'load_fixture', 'cli', 'option',
+           'normalize', 'denormalize', 'repo_root', 'uniform_tensors', 'fixtures_dir', 'load_fixture', 'interrupted',
+           'ignore_sigint', 'QuietSpawnProcess', 'QuietSpawnContext', 'quiet_spawn_context', 'cli', 'option',
            'renamed_values', 'field_kind', 'config_values', 'config_parser', 'config_cli', 'import_object',
            'range_check', 'range_error', 'ranged']
 
@@ -225,7 +226,7 @@ def load_fixture(name: str = 'reference_k4_d96', folder: str | os.PathLike | Non
     return fx
 
 # %% ../nbs/00_core.ipynb #0964ac47
-import sys, functools, argparse, dataclasses, re, types
+import sys, functools, argparse, dataclasses, re, types, signal, threading, multiprocessing
 from fastcore.script import anno_parser, str2bool
 
 # %% ../nbs/00_core.ipynb #469c259a
@@ -238,9 +239,33 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 def _run_command(func, prog: str, kwargs: dict):
-    "`func(**kwargs)`; a user error ends the command with one line, `prog: message`, status 1."
+    "`func(**kwargs)`; a user error ends the command with one line, `prog: message`, status 1; Ctrl-C with one line, status 130."
     try: return func(**kwargs)
     except USER_ERRORS as e: sys.exit(f"{prog}: {e}")
+    except KeyboardInterrupt: interrupted(prog)
+
+def interrupted(prog: str, how: str = ''):
+    "End the command after Ctrl-C: one line on stderr, status 130 (128 + SIGINT), as a shell reports it."
+    print(f"{prog}: stopped by Ctrl-C; the files written so far are whole{how}", file=sys.stderr, flush=True)
+    sys.exit(130)
+
+def ignore_sigint():
+    "Initializer of worker processes: Ctrl-C reaches the terminal's whole process group; the parent alone answers it and ends them."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class QuietSpawnProcess(multiprocessing.get_context('spawn').Process):
+    "A spawned process that starts with Ctrl-C ignored (inherited through exec): one pressed while it imports does not end it with a traceback."
+    def start(self):
+        if threading.current_thread() is not threading.main_thread(): return super().start()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try: super().start()
+        finally: signal.signal(signal.SIGINT, old)
+
+class QuietSpawnContext(type(multiprocessing.get_context('spawn'))): Process = QuietSpawnProcess
+
+def quiet_spawn_context():
+    "A 'spawn' multiprocessing context whose workers leave Ctrl-C to their parent (`QuietSpawnProcess`)."
+    return QuietSpawnContext()
 
 def _dashed_parser(func) -> argparse.ArgumentParser:
     p = _one_line_errors(anno_parser(func, prog=func.__name__))

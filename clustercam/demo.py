@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import atomic_write_text, atomic_write_json, seed_everything
+from .core import atomic_write_text, atomic_write_json, seed_everything, interrupted
 from .synthetic import make_synthetic_voc
 from .data import get_dataset
 from .metrics import ConfusionMatrix
@@ -218,8 +218,9 @@ def main():
     bad = [a for a in sys.argv[1:] if a.startswith('-') and a not in known]
     if bad: sys.exit(f"clustercam.demo: unknown option {bad[0]!r}; usage: python -m clustercam.demo [OUT] [--quick] [--pretrain] [--sequential]")
     args = [a for a in sys.argv[1:] if not a.startswith('-')]
-    run_demo(args[0] if args else 'runs/demo', quick='--quick' in sys.argv, pretrain='--pretrain' in sys.argv,
-             parallel=False if '--sequential' in sys.argv else None)
+    try: run_demo(args[0] if args else 'runs/demo', quick='--quick' in sys.argv, pretrain='--pretrain' in sys.argv,
+                  parallel=False if '--sequential' in sys.argv else None)
+    except KeyboardInterrupt: interrupted('clustercam.demo', '; run it again to start over')
 
 # %% ../nbs/43_demo.ipynb #0db58d9b
 #| eval: false

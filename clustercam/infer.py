@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 from .core import atomic_path, atomic_write_json, atomic_write_text, autocast, autocast_dtype
-from .core import option, config_values, config_cli, fresh_folder
+from .core import option, config_values, config_cli, fresh_folder, ignore_sigint, quiet_spawn_context
 from .model import ClusterCAM
 from .checkpoint import model_from_checkpoint
 from .refine import model_mode
@@ -162,7 +162,8 @@ class CRFPool:
     `2 * workers` are pending. A context manager: leaving it stops the workers."""
     def __init__(self, workers: int = 0, n_iter: int = 10):
         self.workers, self.n_iter, self.pending, self.finished = workers, n_iter, set(), []
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) if workers > 0 else None
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=quiet_spawn_context(),
+                                           initializer=ignore_sigint) if workers > 0 else None   # Ctrl-C: the parent ends them
     def submit(self, key, rgb: np.ndarray, probs: np.ndarray):
         if self.pool is None: self.finished.append(_crf_job(key, rgb, probs, self.n_iter)); return
         from clustercam.infer import _crf_job as job   # the package's function: spawned workers import it by name
@@ -176,8 +177,11 @@ class CRFPool:
             out += [f.result() for f in done]
         return out
     def __enter__(self): return self
-    def __exit__(self, *exc):
-        if self.pool is not None: self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, exc_type, *exc):
+        if self.pool is None: return
+        if exc_type is not None:   # Ctrl-C or an error: the workers' results are no longer wanted, end them now
+            for p in list((getattr(self.pool, '_processes', None) or {}).values()): p.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 def label_maps(preds: Iterable[dict], variants: Sequence[str], pool: CRFPool) -> Iterator[tuple[dict, dict]]:
     """`(item, {variant: labels (H,W) uint8})` for each predicted item once all its `variants` ('no_crf': the argmax;
@@ -288,6 +292,7 @@ def merge_results(parts: Sequence[SegResults | None], meta: dict | None = None) 
 _ticks = None
 def _hold_ticks(queue):   # pool initializer: a queue can reach a worker only when the worker starts
     global _ticks; _ticks = queue
+    ignore_sigint()       # Ctrl-C: the parent alone answers
 
 def _shard_job(model, dataset, shard, threads, kw):
     torch.set_num_threads(threads)
@@ -297,7 +302,7 @@ def _shard_job(model, dataset, shard, threads, kw):
 def _evaluate_in_processes(net, dataset, processes, progress, n, kw) -> SegResults | None:
     from clustercam.infer import _shard_job, _hold_ticks   # by name, for the spawned workers
     threads = max(1, default_workers() // processes)
-    ctx = mp.get_context('spawn')
+    ctx = quiet_spawn_context()   # Ctrl-C: the parent alone answers
     ticks = ctx.Queue()
     t0 = time.time()
     with ticker(progress, n, f"infer {getattr(dataset, 'description', '')}") as tick, \
