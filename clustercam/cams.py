@@ -158,7 +158,7 @@ def clustercam_cams(**given):
     if c.out is not None: fresh_folder(c.out, '--out')   # never mix with older results
     ds = get_dataset(c.dataset, c.data_path, c.split, kind='infer')
     model, info = model_from_checkpoint(c.weights, ds.num_classes, c.num_heads, c.device, trusted=c.trust_checkpoint)
-    if c.n_layers > info['arch']['depth']:
+    if 'n_layers' in given and c.n_layers > info['arch']['depth']:   # the default 3 means all the blocks of a shallower network
         raise ValueError(f"--n-layers {c.n_layers}: the network of --weights has {info['arch']['depth']} blocks")
     refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine
     res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npy, c.limit, c.progress, refine)

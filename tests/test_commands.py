@@ -80,7 +80,7 @@ SUCCEEDS = {
 
 # command: (arguments with a bad value, what the one line says)
 FAILS = {
-    'clustercam_synth': (lambda w: [w['dir']/'bad', '--n-classes', 99], 'n_classes must be 1..'),
+    'clustercam_synth': (lambda w: [w['data']], 'already holds files'),
     'clustercam_train': (lambda w: ['--preset', 'voc'], "--data-path is needed for dataset 'voc'"),
     'clustercam_pretrain': (lambda w: [w['dir']/'bad.pth', '--n-images', 10], 'must exceed n_val'),
     'clustercam_infer': (lambda w: ['--weights', w['dir']/'missing.pth', '--data-path', w['data']], 'missing.pth'),
