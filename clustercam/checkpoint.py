@@ -270,7 +270,7 @@ def clustercam_export(weights: Param("a checkpoint: ours, the authors' release, 
     try:
         if weights is None or out is None: raise CheckpointError("--weights and --out are required")
         for p in (Path(out), Path(out).with_suffix('.json')):
-            if p.exists(): raise CheckpointError(f"--out {out}: {p} exists; give a new file name (or remove it first)")
+            if Path(out).suffix == '.safetensors' and p.exists(): raise CheckpointError(f"--out {out}: {p} exists; give a new file name (or remove it first)")
         writable_folder(Path(out).parent, 'the folder of --out')
         path = save_safetensors(read_checkpoint(weights, '--weights', trusted=trust_checkpoint), out)
     except CheckpointError as e: sys.exit(f"clustercam_export: {e}")
