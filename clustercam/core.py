@@ -261,7 +261,9 @@ class QuietSpawnProcess(multiprocessing.get_context('spawn').Process):
         try: super().start()
         finally: signal.signal(signal.SIGINT, old)
 
-class QuietSpawnContext(type(multiprocessing.get_context('spawn'))): Process = QuietSpawnProcess
+class QuietSpawnContext(type(multiprocessing.get_context('spawn'))):
+    "The 'spawn' context, its processes `QuietSpawnProcess`."
+    Process = QuietSpawnProcess
 
 def quiet_spawn_context():
     "A 'spawn' multiprocessing context whose workers leave Ctrl-C to their parent (`QuietSpawnProcess`)."

@@ -461,7 +461,7 @@ def run_folder(cfg: TrainConfig, env: DistEnv):
         yield
 
 # %% ../nbs/30_train.ipynb #fd13b8e9
-RESUME_MAY_CHANGE = ('output_dir', 'data_path', 'device', 'num_workers', 'progress', 'tensorboard', 'log_every', 'save_every_steps',
+RESUME_MAY_CHANGE = ('epochs', 'output_dir', 'data_path', 'device', 'num_workers', 'progress', 'tensorboard', 'log_every', 'save_every_steps',
                      'val_batch_size', 'trust_checkpoint', 'resume', 'stop_at_step', 'preset', 'overwrite', 'callbacks')
 
 def refuse_resume_changes(given: dict, saved: dict, checkpoint) -> None:
