@@ -58,7 +58,7 @@ def world(tmp_path_factory):
     return dict(dir=d, data=data, ck=d/'net.pth', pics=pics)
 
 
-TINY_TRAIN = ['--epochs', 1, '--skip-seg', 0, '--batch-size', 4, '--input-size', 32, '--patch-size', 8, '--embed-dim', 16,
+TINY_TRAIN = ['--epochs', 1, '--seg-start-epoch', 0, '--batch-size', 4, '--input-size', 32, '--patch-size', 8, '--embed-dim', 16,
               '--depth', 2, '--num-heads', 2, '--st-depth', 1, '--decoder-width', 8, '--scales', 1.0, '--par-iters', 2,
               '--num-workers', 0, '--device', 'cpu', '--progress', 'false', '--save-epochs', 'false']
 
