@@ -11,7 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.script import Param, store_true
-from .core import cli, get_device, atomic_path, atomic_write_json, writable_folder
+from .config import cli
+from .device import get_device
+from .files import atomic_path, atomic_write_json, writable_folder
 from .model import ClusterCAM
 from .class_attention import ClusteringBlock
 
@@ -62,7 +64,7 @@ def read_checkpoint(path: str | os.PathLike, option: str = 'checkpoint', trusted
     if not isinstance(ck, dict): raise CheckpointError(f"{option}: {str(path)!r} holds a {type(ck).__name__}, not a checkpoint dict")
     return ck
 
-# %% ../nbs/15_checkpoint.ipynb #db157681
+# %% ../nbs/15_checkpoint.ipynb #93c63ba6
 _TORCH_LEGACY = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'   # torch.save's old format: a pickle of its magic number first
 
 def _not_a_torch_file(path: Path) -> str | None:
