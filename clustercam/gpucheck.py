@@ -174,13 +174,13 @@ def learner_check(device: torch.device, size: dict, folder: Path, workers: int =
     with contextlib.redirect_stdout(io.StringIO()): train(data_path=str(data), output_dir=str(folder/'run'), device=str(device), cbs=[probe], **run)
     epochs = [json.loads(l) for l in (folder/'run'/'metrics.jsonl').read_text().splitlines() if '"kind": "epoch"' in l]
     finite = all(math.isfinite(e[k]) for e in epochs for k in ('loss', 'cls', 'pat', 'seg'))
-    scores = [e.get(k) for e in epochs for k in ('val_miou', 'val_map')]
+    scores = [e.get('val_map') for e in epochs] + [epochs[-1].get('val_miou') if epochs else None]   # no mIoU before the decoder trains
     valid = all(s is not None and 0 <= s <= 1 for s in scores)
     f, pinned = probe.facts, device.type == 'cuda'
     loader_ok = f['workers'] == workers and f['pin_memory'] == pinned and f['batch_pinned'] == pinned and f['persistent_workers']
     ok = len(epochs) == 2 and finite and valid and loader_ok
-    return dict(ok=ok, detail=f"{len(epochs)} epochs, losses {'finite' if finite else 'NON-FINITE'}; val mIoU {epochs[-1].get('val_miou')}, "
-                              f"mAP {epochs[-1].get('val_map')}; loader: {f['workers']} workers, pinned {f['batch_pinned']}, "
+    return dict(ok=ok, detail=f"{len(epochs)} epochs, losses {'finite' if finite else 'NON-FINITE'}; val mIoU {scores[-1]}, "
+                              f"mAP {scores[-2]}; loader: {f['workers']} workers, pinned {f['batch_pinned']}, "
                               f"persistent {f['persistent_workers']}" + ('' if loader_ok else ' (NOT AS ASKED)'))
 
 # %% ../nbs/51_gpu_check.ipynb #cc2c1b75
