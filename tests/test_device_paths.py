@@ -58,6 +58,7 @@ def test_offline_cams_and_inference(fake):
     cams, maps = cam_labels(net, image, labels, rgb, PAR(num_iter=2).to(CUDA), scales=(1.0, 0.5))   # CPU inputs, as the loader gives
     on_cuda(cams, maps['seed'], maps['mask'])
     on_cuda(predict_probs(net, image.to(CUDA), (1.0, 0.75), flip=True))
+    # (`infer.predictions` runs a DataLoader, whose seeding cannot run on fake tensors: its CPU tests are in 40_infer)
 
 
 def test_figure_helpers(fake):

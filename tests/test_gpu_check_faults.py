@@ -1,5 +1,5 @@
 """`clustercam_gpu_check` fails when training is broken: each fault below, injected into the real code path, makes a
-check fail that passes without it; and a step the fp16 loss scaler skips (an inf gradient) is reported, not failed.
+check fail that passes without it (the chapter 51_gpu_check runs each check without faults); and a step the fp16 loss scaler skips (an inf gradient) is reported, not failed.
 On the CPU, at the tiny size: fp16 autocast and `torch.amp.GradScaler('cpu')` run the same scaler logic as CUDA's."""
 from collections import defaultdict
 import pytest
@@ -35,12 +35,6 @@ CHECKS = {'learns fp32': lambda d: learning_check(CPU, 'off', TINY, d),
           'resume fp16': lambda d: resume_check(CPU, TINY, d, amp='fp16')}
 FAULTS = [(never_steps, 'learns fp32'), (never_steps, 'learns fp16'), (resume_drops_optimizer, 'resume fp32'),
           (resume_drops_optimizer, 'resume fp16'), (resume_drops_scaler, 'resume fp16'), (scaler_never_updates, 'learns fp16')]
-
-
-@pytest.mark.parametrize('check', sorted(CHECKS))
-def test_check_passes_without_a_fault(check, tmp_path):
-    r = CHECKS[check](tmp_path)
-    assert r['ok'] is True, r['detail']
 
 
 @pytest.mark.parametrize('fault,check', FAULTS, ids=[f'{f.__name__}-{c}' for f, c in FAULTS])
