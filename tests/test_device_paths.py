@@ -13,8 +13,8 @@ from clustercam.refine import PAR, multiscale_cams, pseudo_labels
 from clustercam.infer import predict_probs
 from clustercam.cams import cam_labels
 from clustercam.figures import attention_maps
-from clustercam.demo import training_scale_cams
-from clustercam import study
+from clustercam.harness.demo import training_scale_cams
+from clustercam.harness import study
 
 TINY = dict(embed_dim=48, depth=2, num_heads=2, st_depth=2, decoder_width=32)
 K, S = 5, 64

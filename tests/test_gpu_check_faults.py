@@ -5,7 +5,7 @@ from collections import defaultdict
 import pytest
 import torch
 from torch.amp.grad_scaler import _refresh_per_optimizer_state
-from clustercam.gpucheck import SIZES, learning_check, resume_check
+from clustercam.harness.gpucheck import SIZES, learning_check, resume_check
 from clustercam.train import ClusterCAMStep
 
 CPU, TINY = torch.device('cpu'), SIZES['tiny']
