@@ -140,7 +140,7 @@ def attention(attn: nn.Module, x: torch.Tensor, num_classes: int, patch_weights:
 
 # %% ../nbs/14_fastpaths.ipynb #10cf62bb
 def cluster_to_patch(assign: torch.Tensor, class_to_cluster: torch.Tensor) -> torch.Tensor:
-    "A_sp (B,H,K,N) from Q `assign` (B,N,M) and G `class_to_cluster` (B,H,K,M), one head at a time on the CPU."
+    "A_sp (B,H,K,N) from Q `assign` (B,N,M) and G `class_to_cluster` (B,H,K,M); on the CPU one product for all heads."
     if assign.device.type != 'cpu': return class_to_cluster @ assign.transpose(1, 2)[:, None]
-    per_head = [assign @ class_to_cluster[:, h].transpose(-2, -1) for h in range(class_to_cluster.shape[1])]
-    return torch.stack(per_head, 1).transpose(-2, -1)
+    B, H, K, M = class_to_cluster.shape
+    return (assign @ class_to_cluster.reshape(B, H * K, M).transpose(1, 2)).view(B, -1, H, K).permute(0, 2, 3, 1)

@@ -25,6 +25,11 @@ def paired(name, special, plain, reps=7):
           f"median ratio {statistics.median(ratios):.2f} (quartiles {ratios[len(ratios) // 4]:.2f}-{ratios[3 * len(ratios) // 4]:.2f})", flush=True)
 
 
+def cluster_per_head(Q, G):
+    "A_sp one head at a time (the authors' products)."
+    return torch.stack([Q @ G[:, h].transpose(-2, -1) for h in range(G.shape[1])], 1).transpose(-2, -1)
+
+
 def affinity_per_class(R, cams):
     "R cam_k one mat-vec per class (the authors' rounding)."
     flat = cams.flatten(2)
@@ -54,8 +59,12 @@ def main(argv=None):
     g = torch.Generator().manual_seed(0)
     B, H, K, N, M, Dh = 8, 6, 20, 784, 196, 64
     torch.set_grad_enabled(False)
-    Q, G = torch.rand(B, N, M, generator=g).softmax(-1), torch.rand(B, H, K, M, generator=g)
-    paired('cluster_to_patch (kept) vs broadcast G Q^T', lambda: fastpaths.cluster_to_patch(Q, G), lambda: G @ Q.transpose(1, 2)[:, None], 21)
+    Q, G = torch.rand(B, N, M, generator=g).softmax(-1), torch.rand(B, H, K + M, K + M, generator=g)[:, :, :K, K:]
+    A_cp, mix = torch.rand(B, H, K, N, generator=g), 0.3
+    paired('cluster_to_patch, one product (kept) vs broadcast G Q^T, with the mix', lambda: (1 - mix) * A_cp + mix * fastpaths.cluster_to_patch(Q, G),
+           lambda: (1 - mix) * A_cp + mix * (G @ Q.transpose(1, 2)[:, None]), 51)
+    paired('cluster_to_patch, head by head (removed) vs broadcast G Q^T, with the mix', lambda: (1 - mix) * A_cp + mix * cluster_per_head(Q, G),
+           lambda: (1 - mix) * A_cp + mix * (G @ Q.transpose(1, 2)[:, None]), 51)
     R, cams = torch.rand(B, N, N, generator=g), torch.rand(B, K, 28, 28, generator=g)
     paired('affinity per class (removed) vs one product', lambda: affinity_per_class(R, cams),
            lambda: (cams.flatten(2) @ R.transpose(1, 2)).view_as(cams), 21)
