@@ -33,7 +33,7 @@ def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
 
 def errors_here() -> dict:
     "{key: largest error} of this process's setting, over both fixtures and both states of the speed paths."
-    from clustercam.core import load_fixture, REFERENCE_FIXTURES
+    from clustercam.testing import load_fixture, REFERENCE_FIXTURES
     from clustercam.checkpoint import from_reference
     from clustercam.model import ClusterCAM
     from clustercam.refine import PAR, multiscale_cams, pseudo_labels
