@@ -96,8 +96,9 @@ class RunRecord(Callback):
     def write(self, learn):
         if not learn.env.main: return
         resumed = str(learn.resumed_from) if learn.resumed_from is not None else None
-        write_run_record(self.folder, 'train', self.config, self.command, world_size=learn.env.world_size,
-                         resumed_from=resumed, epoch_seconds=dict(self.epoch_seconds), **self.facts)
+        facts = {'world_size': learn.env.world_size, **self.facts}
+        write_run_record(self.folder, 'train', self.config, self.command, resumed_from=resumed,
+                         epoch_seconds=dict(self.epoch_seconds), **facts)
 
 # %% ../nbs/32_record.ipynb #8ffd9bef
 def checkpoint_label(info: dict, path: str | os.PathLike | None = None) -> str:
