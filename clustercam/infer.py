@@ -462,7 +462,7 @@ class InferConfig:
     server: bool = option(False, "also write the VOC evaluation server's layout, results/VOC2012/Segmentation/comp6_test_cls/NAME.png (palette PNGs at each image's size; the CRF's labels when made), packed as OUT/results.tar.gz")
     trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
 
-# %% ../nbs/40_infer.ipynb #e346b11b
+# %% ../nbs/40_infer.ipynb #e77cd3c3
 VOC_SERVER_DIR = 'results/VOC2012/Segmentation/comp6_test_cls'
 
 def server_archive(out: str | os.PathLike, variant: str = 'crf') -> Path:
