@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime, json, os, platform, shlex, subprocess, sys, time
 from pathlib import Path
 import torch
-from .core import atomic_write_json
+import clustercam
+from .files import atomic_write_json
 from .learner import Callback
 
 # %% auto #0
@@ -17,7 +18,6 @@ __all__ = ['RUN_RECORD', 'git_commit', 'environment', 'command_line', 'write_run
 # %% ../nbs/32_record.ipynb #7004083b
 def git_commit() -> str | None:
     "The commit of the git checkout the package runs from (`+dirty` with uncommitted changes to tracked files); None outside one."
-    import clustercam
     root = Path(clustercam.__file__).resolve().parent.parent
     if not (root/'.git').exists(): return None
     def git(*args):
@@ -32,7 +32,6 @@ def git_commit() -> str | None:
 # %% ../nbs/32_record.ipynb #d5e505c9
 def environment() -> dict:
     "The package, its commit, Python, torch, CUDA, cuDNN, and the devices this process sees."
-    import clustercam
     cuda = torch.cuda.is_available()
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {'clustercam': clustercam.__version__, 'git_commit': git_commit(), 'python': platform.python_version(),

@@ -9,7 +9,7 @@ from clustercam.synthetic import make_synthetic_voc
 from clustercam.train import train
 from test_commands import run
 
-TINY = ['--epochs', 2, '--skip-seg', 1, '--batch-size', 2, '--accum-steps', 2, '--input-size', 32, '--patch-size', 8,
+TINY = ['--epochs', 2, '--seg-start-epoch', 1, '--batch-size', 2, '--accum-steps', 2, '--input-size', 32, '--patch-size', 8,
         '--embed-dim', 16, '--depth', 2, '--num-heads', 2, '--st-depth', 1, '--decoder-width', 8, '--scales', 1.0,
         '--par-iters', 2, '--num-workers', 0, '--device', 'cpu', '--progress', 'false', '--warmup-epochs', 1]
 
@@ -54,7 +54,7 @@ def test_tiny_run_records_itself_and_labels_its_numbers(tmp_path):
     assert json.loads((tmp_path/'cams'/'run.json').read_text())['kind'] == 'cams'
 
 
-CFG = dict(epochs=2, skip_seg=1, warmup_epochs=1, input_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2,
+CFG = dict(epochs=2, seg_start_epoch=1, warmup_epochs=1, input_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2,
            st_depth=1, decoder_width=8, drop_path=0.1, num_workers=0, progress=False, save_epochs=False, log_every=1,
            device='cpu', batch_size=2, accum_steps=2, scales=(1.0,), par_iters=2)   # 8 images: 2 optimiser steps an epoch
 
