@@ -64,7 +64,7 @@ def read_checkpoint(path: str | os.PathLike, option: str = 'checkpoint', trusted
     if not isinstance(ck, dict): raise CheckpointError(f"{option}: {str(path)!r} holds a {type(ck).__name__}, not a checkpoint dict")
     return ck
 
-# %% ../nbs/15_checkpoint.ipynb #93c63ba6
+# %% ../nbs/15_checkpoint.ipynb #4c0c04b1
 _TORCH_LEGACY = b'\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19'   # torch.save's old format: a pickle of its magic number first
 
 def _not_a_torch_file(path: Path) -> str | None:
@@ -237,7 +237,8 @@ def model_from_checkpoint(weights, num_classes: int | None = None, num_heads: in
     model = ClusterCAM(**arch, drop_path_rate=0., clustering_block=cfg.get('clustering_block'),
                        decoder_dilation=cfg.get('decoder_dilation', 5))
     load_checkpoint(model, ck, option=f'--weights{where}')
-    info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou') if k in ck}, 'config': cfg}
+    info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou', 'batch', 'selected') if k in ck}, 'config': cfg,
+            'training_state': 'optimizer' in ck}   # what the weights are: record.checkpoint_label
     return model.to(get_device(device)).eval(), info
 
 # %% ../nbs/15_checkpoint.ipynb #ec901fcd
