@@ -178,7 +178,7 @@ class TrainConfig:
     # the authors' `--skip_seg`
     seg_start_epoch: int = option(12, "epoch the segmentation loss (and the pseudo labels) starts at; the epochs before train the classifier alone", range='>= 0')
     batch_size: int = option(16, "images per process and micro-batch", range='>= 1')
-    accum_steps: int = option(1, "micro-batches per optimiser step (gradient accumulation): global batch = batch_size x processes x accum_steps")
+    accum_steps: int = option(1, "micro-batches per optimiser step (gradient accumulation): global batch = batch_size x processes x accum_steps", range='>= 1')
     lr: float = option(0.032, "base learning rate, scaled by the global batch / 512", range='> 0')
     min_lr: float = option(1e-5, "floor of the cosine schedule", range='>= 0')
     warmup_epochs: int = option(2, "warm-up epochs", range='>= 0')
