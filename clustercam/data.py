@@ -432,7 +432,7 @@ def voc_dataset(root: str | os.PathLike, split: str = 'train_aug', kind: str = '
     if kind in ('val', 'eval') and masks is None:
         raise DataError(f"VOC split {split!r}: kind={kind!r} needs masks, but {mdir or voc/'SegmentationClass[Aug]'} is not a folder")
     return WSSSDataset(names, [voc/'JPEGImages'/f'{n}.jpg' for n in names], lab, classes, masks, wheres, kind, size,
-                       transform, resize_ratio, skip_bad, f"VOC {voc} {split}", skipped)
+                       transform, resize_ratio, skip_bad, f"{'synthetic' if (voc/'synth.json').is_file() else 'VOC'} {voc} {split}", skipped)
 
 # %% ../nbs/01_data.ipynb #aab86254
 def find_coco_root(root: str | os.PathLike) -> Path:
