@@ -157,7 +157,7 @@ def default_workers() -> int:
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
-POOL_START_SECONDS = 4.0   # measured: spawning CRF workers (each imports torch and clustercam) on 2 busy cores, 3.5-4.5 s
+POOL_START_SECONDS = 4.0   # measured: two spawned CRF workers (each imports torch) give their first result 4.6-4.9 s late on 2 busy cores
 
 class CRFPool:
     """Dense-CRF label maps (`crf.dense_crf`, then argmax) of `submit`ted `(rgb, probs)` in `workers` spawned
@@ -483,7 +483,7 @@ class InferConfig:
     scales: tuple[float, ...] = option(DEFAULT_SCALES, "inference scales")
     flip: bool = option(False, "also predict the mirror images (max over both)")
     crf: str = option('both', "dense CRF: off, on, or both (one pass, both numbers)")
-    workers: int | None = option(None, "CRF worker processes; none: all cores; 0: in this process")
+    workers: int | None = option(None, "CRF worker processes; none: all cores, started once the CRF of the images left would outlast their start-up (about 4 s); 0: in this process")
     crf_iters: int = option(10, "mean-field iterations of the CRF")
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks that do not store it")
     device: str | None = option(None, "cpu, cuda, cuda:1, ...; none: CUDA when available")
