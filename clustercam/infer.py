@@ -419,10 +419,13 @@ def _save_picture(out: Path, item: dict, labels: dict, palette, names: Sequence[
 
 # %% ../nbs/40_infer.ipynb #103529a9
 def with_legend(picture: np.ndarray, names: Sequence[str], ids: Sequence[int], palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
-    "`picture` (H,W,3 uint8) over a white strip with a swatch in its colour and the name of each class id in `ids`, in rows as wide as the picture."
+    """`picture` (H,W,3 uint8) over a white strip with a swatch in its colour and the name of each class id in `ids`, in rows
+    as wide as the picture; a picture narrower than one entry is widened with white on its right, so that no name is cut."""
     from PIL import ImageDraw, ImageFont
-    font, W = ImageFont.load_default(size=11), picture.shape[1]
+    font = ImageFont.load_default(size=11)
     entries = [(k, names[k] if k < len(names) else f'class {k}') for k in ids]
+    W = max([picture.shape[1]] + [8 + 16 + int(font.getlength(name)) + 10 for _, name in entries])
+    if W > picture.shape[1]: picture = np.pad(picture, ((0, 0), (0, W - picture.shape[1]), (0, 0)), constant_values=255)
     rows, x = [[]], 4
     for k, name in entries:
         w = 16 + int(font.getlength(name)) + 10
