@@ -31,7 +31,7 @@ test: $(STAMP)
 
 # The main job on the embedded synthetic dataset, on the CPU.
 demo: $(STAMP)
-	$(PY) -m clustercam.demo
+	$(PY) -m clustercam.harness.demo
 
 bench: $(STAMP)
 	$(VENV)/bin/clustercam_bench
@@ -39,7 +39,7 @@ bench: $(STAMP)
 # On a machine with a GPU, in a few minutes: the network and CAMs against the reference fixtures (fp32, TF32 off),
 # 20 training steps in fp16 and bf16, resume, DDP when two GPUs are visible, throughput. Status 77 without CUDA.
 gpu-check: $(STAMP)
-	$(PY) -m clustercam.gpucheck
+	$(PY) -m clustercam.harness.gpucheck
 
 # The notebooks' stored outputs (figures, tables, values), as nbdev's own notebooks are committed:
 # tools/run_notebooks.py executes each notebook as `make test` does (notest/slow cells skipped), one

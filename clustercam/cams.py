@@ -11,7 +11,8 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from .core import atomic_path, atomic_write_json, atomic_write_text, option, config_values, config_cli
+from .files import atomic_path, atomic_write_json, atomic_write_text
+from .config import option, config_values, config_cli
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .metrics import ConfusionMatrix
 from .data import get_dataset, save_mask
@@ -19,6 +20,7 @@ from .infer import SegResults, FullResolution, ticker, data_name
 from .metrics import percent, duration
 from PIL import Image
 from .checkpoint import model_from_checkpoint
+from .crf import dense_crf
 
 # %% auto #0
 __all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'save_cams', 'jet', 'cam_heatmap', 'save_heatmaps', 'cam_labels',
@@ -89,7 +91,6 @@ def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: t
     maps = {'seed': seed_labels(cams, labels, bg_thr),
             'mask': pseudo_labels(cams[None].float(), labels[None].to(device), images01, par, bg_thr, delta)[0]}
     if crf:
-        from clustercam.crf import dense_crf
         maps['mask_crf'] = torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels.to(device), bg_thr)).argmax(0))
     return cams, maps
 

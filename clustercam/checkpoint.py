@@ -11,7 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.script import Param, store_true
-from .core import cli, get_device, atomic_path, atomic_write_json
+from .config import cli
+from .device import get_device
+from .files import atomic_path, atomic_write_json
 from .model import ClusterCAM
 from .class_attention import ClusteringBlock
 

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.distributed as dist
-from .core import get_device
+from .device import get_device
 
 # %% auto #0
 __all__ = ['DistEnv', 'init_distributed', 'close_distributed', 'is_distributed', 'all_reduce_sum', 'gather_objects', 'any_rank',

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import matplotlib
 import matplotlib.pyplot as plt
 from PIL import Image
-from .core import atomic_path
+from .files import atomic_path
 from .data import colorize, VOC_PALETTE, to_normalized_tensor
 from .class_attention import ClusteringBlock
 from .refine import model_mode

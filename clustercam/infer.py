@@ -14,14 +14,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageOps
-from .core import atomic_path, atomic_write_json, atomic_write_text, autocast, autocast_dtype
-from .core import option, config_values, config_cli
+from .files import atomic_path, atomic_write_json, atomic_write_text
+from .device import autocast, autocast_dtype
+from .config import option, config_values, config_cli
 from .model import ClusterCAM
 from .checkpoint import model_from_checkpoint
 from .refine import model_mode
 from .metrics import ConfusionMatrix, percent, duration
 from .data import get_dataset, save_mask, to_normalized_tensor, VOC_PALETTE, VOC_CLASSES, COCO_CLASSES, DataError
 from .distributed import DistEnv, init_distributed, close_distributed, gather_objects
+from .crf import dense_crf
 
 # %% auto #0
 __all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'POOL_START_SECONDS', 'PICTURE_SUFFIXES', 'predict_probs', 'SegResults',
@@ -44,7 +46,7 @@ def predict_probs(model: nn.Module, image: torch.Tensor, scales: Sequence[float]
                   flip: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Decoder probabilities `(B, K+1, H, W)` of the normalised image(s) `image` (3,H,W) or (B,3,H,W):
     softmax of the upsampled logits at each scale (and its mirror image with `flip`), maximum over them.
-    `amp_dtype`: run the network under autocast to that dtype (`core.autocast_dtype`); probabilities in fp32."""
+    `amp_dtype`: run the network under autocast to that dtype (`device.autocast_dtype`); probabilities in fp32."""
     scales = _check_scales(scales)
     x = image[None] if image.ndim == 3 else image
     if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"predict_probs: image must be (3,H,W) or (B,3,H,W), got {tuple(image.shape)}")
@@ -149,7 +151,6 @@ def _variants(crf) -> tuple:
     return {'off': ('no_crf',), 'on': ('crf',), 'both': ('no_crf', 'crf')}[crf]
 
 def _crf_job(key, rgb: np.ndarray, probs: np.ndarray, n_iter: int) -> tuple:
-    from clustercam.crf import dense_crf
     return key, dense_crf(np.ascontiguousarray(rgb), probs, n_iter=n_iter).argmax(0).astype(np.uint8)
 
 def default_workers() -> int:
@@ -270,7 +271,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     cores; 0 runs the CRF in this process). `num_workers`: image-loading processes. `processes`: copies
     of the network on the CPU, each with its share of the cores and of the images. `shard=(i, n)`: only
     images i, i+n, i+2n, ... (one rank's part; `merge_results` adds the parts). `progress`: a bar, or a
-    function called once per finished image. `amp`: the network's precision (`core.autocast_dtype`; 'off'
+    function called once per finished image. `amp`: the network's precision (`device.autocast_dtype`; 'off'
     is fp32, the reference's numbers). `overlays`: also write each image with its prediction blended in and
     a legend of the classes (`out/VARIANT/overlay/NAME.jpg`)."""
     net = getattr(model, 'module', model)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
-from .core import atomic_torch_save, atomic_write_text
+from .files import atomic_torch_save, atomic_write_text
 from .checkpoint import load_checkpoint, read_checkpoint
 from .distributed import DistEnv, all_reduce_sum, gather_objects, ddp
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import numpy as np
 import torch
+import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['ConfusionMatrix', 'average_precision', 'mean_average_precision', 'percent', 'duration']
@@ -70,7 +71,6 @@ class ConfusionMatrix:
 
     def all_reduce(self, group=None) -> 'ConfusionMatrix':
         "Sum the counts over all processes of `torch.distributed` (no-op when it is not initialised)."
-        import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
             t = self.counts.to('cuda' if dist.get_backend(group) == 'nccl' else 'cpu')
             dist.all_reduce(t, group=group); self.counts = t.cpu()

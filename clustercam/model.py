@@ -12,6 +12,7 @@ from .backbone import PatchEmbed, PlainBlock, resize_pos_embed
 from .class_attention import ClusteringBlock
 from . import fastpaths
 from fastcore.basics import patch
+from .config import import_object
 
 # %% auto #0
 __all__ = ['LargeFOV', 'resolve_block', 'Features', 'ClusterCAM']
@@ -31,12 +32,7 @@ class LargeFOV(nn.Module):
 def resolve_block(spec=None) -> type:
     "The clustering-block class: `None` (ClusterCAM's), a `ClusteringBlock` subclass, or `'package.module:Class'`."
     if spec is None or spec == '': return ClusteringBlock
-    if isinstance(spec, str):
-        import importlib
-        module, _, name = spec.partition(':')
-        if not module or not name: raise ValueError(f"clustering block {spec!r}: expected 'package.module:Class'")
-        try: spec = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as e: raise ValueError(f"clustering block {spec!r} could not be imported: {e}") from None
+    if isinstance(spec, str): spec = import_object(spec, 'clustering block')
     if not (isinstance(spec, type) and issubclass(spec, ClusteringBlock)):
         raise TypeError(f"clustering block {spec!r} must be a subclass of clustercam.class_attention.ClusteringBlock")
     return spec
@@ -124,11 +120,8 @@ def forward_features(self: ClusterCAM, x: torch.Tensor, patch_affinity: bool = F
 
 # %% ../nbs/13_model.ipynb #b5366495
 @patch
-def forward(self: ClusterCAM, x: torch.Tensor, segment: bool = True, skip_seg: bool | None = None):
-    """`(cls_logits (B,K), cam_logits (B,K), seg_logits (B,K+1,h0,w0))`; `segment=False`: no decoder, `seg_logits` None.
-
-    `skip_seg=True` is the old spelling of `segment=False` (still accepted)."""
-    if skip_seg is not None: segment = not skip_seg
+def forward(self: ClusterCAM, x: torch.Tensor, segment: bool = True):
+    "`(cls_logits (B,K), cam_logits (B,K), seg_logits (B,K+1,h0,w0))`; `segment=False`: no decoder, `seg_logits` None."
     feats = self.forward_features(x)
     cls_logits = feats.class_tokens.mean(-1)                        # l^cls_k = mean_D c_k
     cam_logits = self.head(feats.feature_map).mean((2, 3))          # l^cam = GAP(W_head * F)
@@ -157,11 +150,3 @@ def cams(self: ClusterCAM, x: torch.Tensor, n_layers: int = 3, refine: bool = Tr
         R = feats.patch_affinity.float()                                                           # (B,N,N)
         if fastpaths.use_fastpaths(x): return fastpaths.affinity_product(R, cams)
         return (cams.flatten(2) @ R.transpose(1, 2)).view_as(cams)                                # cam_k <- R cam_k
-
-# %% ../nbs/13_model.ipynb #1bec451a
-def __getattr__(name):
-    "`from_reference`, `from_deit` and `load_checkpoint` moved to `clustercam.checkpoint`; old imports keep working."
-    if name in ('from_reference', 'from_deit', 'load_checkpoint'):
-        from clustercam import checkpoint
-        return getattr(checkpoint, name)
-    raise AttributeError(f"module 'clustercam.model' has no attribute {name!r}")

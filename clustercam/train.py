@@ -12,8 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from .core import seed_everything, atomic_write_json, denormalize, option, config_values, config_cli, import_object, renamed_values
-from .core import AMP_MODES, autocast_dtype, autocast, backend_flags
+from .device import seed_everything
+from .files import atomic_write_json
+from .data import denormalize
+from .config import option, config_values, config_cli, import_object
+from .device import AMP_MODES, autocast_dtype, autocast, backend_flags
 from .model import ClusterCAM
 from .checkpoint import load_checkpoint, read_checkpoint
 from .refine import PAR, multiscale_cams, pseudo_labels
@@ -21,12 +24,10 @@ from .losses import seg_loss, cls_loss
 from .metrics import ConfusionMatrix, mean_average_precision, percent, duration
 import time
 from .data import get_dataset, train_transform
-from .distributed import DistEnv, init_distributed, close_distributed, is_distributed, any_rank, ShardSampler
-from .distributed import all_reduce_sum, gather_objects   # noqa: F401 (their old home: `from clustercam.train import ...` keeps working)
+from .distributed import DistEnv, init_distributed, close_distributed, is_distributed, any_rank, ShardSampler, gather_objects
 from .learner import (Callback, Learner, NonFiniteLoss, LossMeans, ProgressBar, MetricsLog, TensorBoardLog, SignalStop,
                                 StopAtStep, Checkpoints, Resume, DistributedModel, resume_path, train_loader)
-from .learner import (isolated_rng, SeededSamples, EpochSampler, rng_state, set_rng_state,   # noqa: F401 (as above)
-                                load_training_checkpoint)
+from .synthetic import make_synthetic_voc
 
 # %% auto #0
 __all__ = ['PRESETS', 'train_step', 'param_groups', 'scaled_lr', 'build_optimizer', 'build_scheduler', 'set_epoch_lr',
@@ -48,11 +49,11 @@ def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                par: nn.Module, scales: Sequence[float] = (1.0, 0.75, 1.25), bg_thr: float = 0.4, delta: float = 0.1,
-               skip_seg: bool = False, scaler=None, amp_dtype: torch.dtype | None = None, clip_grad: float | None = None,
+               segment: bool = True, scaler=None, amp_dtype: torch.dtype | None = None, clip_grad: float | None = None,
                seg_weight: float = 0.1, cam_layers: int = 3, cam_refine: bool = True, keep: dict | None = None,
                cam_amp: bool = True, max_present: int | None = None) -> dict:
     """One optimisation step on a normalised batch `images` (B,3,S,S) with image labels `labels` (B,K):
-    pseudo labels (unless `skip_seg`), losses, backward, step. Returns floats `loss`, `cls`, `pat`, `seg`
+    pseudo labels (when `segment`), losses, backward, step. Returns floats `loss`, `cls`, `pat`, `seg`
     (and `grad_norm` when clipping), read from the device at once. Raises `NonFiniteLoss` before the
     optimiser step. `keep`: a dict that receives the step's `pseudo_labels` (B,S,S) when it makes them.
     `cam_amp`: the CAM pass under autocast too. `max_present`: the most classes an image of the batch has
@@ -60,16 +61,16 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
     device = images.device
     net = getattr(model, 'module', model)
     optimizer.zero_grad(set_to_none=True)
-    if not skip_seg:
+    if segment:
         with autocast(device, amp_dtype if cam_amp else None):
             cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
         images01 = denormalize(images.float(), through_uint8=True)
         plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta, max_present=max_present)
         if keep is not None: keep['pseudo_labels'] = plabels
     with autocast(device, amp_dtype):
-        cls_logits, cam_logits, seg_logits = model(images, segment=not skip_seg)
+        cls_logits, cam_logits, seg_logits = model(images, segment=segment)
     cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(cam_logits.float(), labels)
-    seg = cls.new_zeros(()) if skip_seg else _seg_term(seg_logits, plabels)
+    seg = _seg_term(seg_logits, plabels) if segment else cls.new_zeros(())
     loss = cls + pat + seg_weight * seg
     values = torch.stack([loss, cls, pat, seg]).detach()
     nonfinite = any_rank(~torch.isfinite(values).all(), device)   # every rank stops together, or none does
@@ -121,7 +122,7 @@ def set_epoch_lr(scheduler, epoch: int, lag: bool = False) -> float:
 class TrainConfig:
     """Every setting of a training run. Each field is also an option of `clustercam_train` (`--field-name`) and a key
     of the run's `config.json`; a preset (`PRESETS`) sets some of them."""
-    preset: str = option('synthetic', "settings to start from: voc, coco, synthetic, demo, or 'package.module:NAME' (a dict of these fields)")
+    preset: str = option('synthetic', "settings to start from: voc, coco, synthetic, or 'package.module:NAME' (a dict of these fields, e.g. clustercam.harness.demo:DEMO_TRAINING)")
     # data
     dataset: str = option('synthetic', "voc, coco or synthetic (any folder in VOC's layout)")
     data_path: str | None = option(None, "data set folder (VOC2012, COCO14 or a synthetic set); none with synthetic: one is written into output_dir/data")
@@ -150,9 +151,8 @@ class TrainConfig:
     clustering_block: str | None = option(None, "your clustering block, 'package.module:Class' (a ClusteringBlock subclass); none: ClusterCAM's")
     # optimisation
     epochs: int = option(24, "number of epochs")
-    # the epoch the segmentation loss starts at; the authors' `--skip_seg`, renamed since `skip_seg` is a yes/no elsewhere
-    seg_start_epoch: int = option(12, "epoch the segmentation loss (and the pseudo labels) starts at; the epochs before train the classifier alone",
-                                  old_names=('skip_seg',))
+    # the authors' `--skip_seg`
+    seg_start_epoch: int = option(12, "epoch the segmentation loss (and the pseudo labels) starts at; the epochs before train the classifier alone")
     batch_size: int = option(16, "images per process and step")
     lr: float = option(0.032, "base learning rate, scaled by the global batch / 512")
     min_lr: float = option(1e-5, "floor of the cosine schedule")
@@ -176,7 +176,7 @@ class TrainConfig:
     device: str | None = option(None, "cpu, cuda, cuda:1, ...; none: CUDA when available")
     amp: str = option('auto', "mixed precision: auto (CUDA: fp16 with loss scaling, the authors' recipe; CPU: fp32), bf16 (GPUs of compute capability 8.0+, or CPU), fp16, or off (fp32, TF32 off)")
     cam_amp: bool = option(True, "run the CAM pass for the pseudo labels under autocast too, as the authors do (the label arithmetic stays fp32)")
-    deterministic: bool = option(False, "deterministic GPU kernels and no cuDNN benchmarking (core.backend_flags): repeatable GPU runs, slower steps")
+    deterministic: bool = option(False, "deterministic GPU kernels and no cuDNN benchmarking (device.backend_flags): repeatable GPU runs, slower steps")
     seed: int = option(0, "random seed of the weights, the data order and the augmentation")
     num_workers: int = option(4, "DataLoader workers per process")
     val_batch_size: int | None = option(None, "validation batch; none: batch_size")
@@ -190,8 +190,6 @@ class TrainConfig:
     resume: str | None = option(None, "checkpoint_last.pth to continue from, or auto (output_dir's, when there)")
     stop_at_step: int | None = option(None, "stop after this many steps in all, saving checkpoint_last.pth")
     trust_checkpoint: bool = option(False, "read --init, --finetune and --resume files with full pickle, which can run code: only files you trust")
-    @property
-    def skip_seg(self) -> int: return self.seg_start_epoch   # the old name, still readable
 
 _AUTHORS_PRECISION = dict(amp='auto', cam_amp=True)   # on CUDA: fp16 autocast and a loss scaler, the CAM pass included
 
@@ -203,18 +201,17 @@ PRESETS = {
                  num_heads=6, st_depth=12, decoder_width=512, epochs=60, seg_start_epoch=40, batch_size=6, lr=5e-4, min_lr=1e-5, warmup_epochs=5, crop_scale=0.08,
                  bg_thr=0.43, delta=0.1, output_dir='runs/coco', **_AUTHORS_PRECISION),
     'synthetic': dict(),   # the TrainConfig defaults
-    'demo': 'clustercam.pretrain:DEMO_TRAINING',   # `make demo`'s recipe lives with the backbone it starts from (31_pretrain)
 }
 
 # %% ../nbs/30_train.ipynb #f42e0ebf
 def preset_values(name: str) -> dict:
-    "The fields preset `name` sets: a key of `PRESETS` (a dict, or 'package.module:NAME' imported when asked for) or a 'package.module:NAME' of your own."
+    "The fields preset `name` sets: a key of `PRESETS`, or 'package.module:NAME' (a dict of fields, imported when asked for)."
     spec = PRESETS.get(name, name)
-    if isinstance(spec, dict): return renamed_values(TrainConfig, spec)
+    if isinstance(spec, dict): return spec
     if ':' not in str(spec): raise ValueError(f"--preset must be one of {sorted(PRESETS)} or 'package.module:NAME', got {name!r}")
     values = import_object(spec, '--preset')
     if not isinstance(values, dict): raise ValueError(f"--preset {name!r}: {spec} is a {type(values).__name__}, not a dict of TrainConfig fields")
-    return renamed_values(TrainConfig, values)
+    return values
 
 def _check_config(c: TrainConfig) -> TrainConfig:
     def need(ok, msg):
@@ -234,7 +231,6 @@ def _check_config(c: TrainConfig) -> TrainConfig:
 
 def make_config(preset: str = 'synthetic', **overrides) -> TrainConfig:
     "The `preset`'s `TrainConfig` with `overrides` (None values are ignored: 'not given'; 'none' is None)."
-    overrides = renamed_values(TrainConfig, overrides)          # old option names (skip_seg) still work
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown: raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
@@ -288,7 +284,7 @@ class Validation(Callback):
         learn.new_best, e = None, learn.epoch
         if self.loader is not None and ((e + 1) % self.every == 0 or e + 1 == learn.epochs):
             v = evaluate(learn.model, self.loader, self.num_classes, learn.env, self.amp_dtype,
-                         segmentation=not getattr(learn, 'skip_seg', False))
+                         segmentation=getattr(learn, 'segment', True))
             learn.record.update(val_miou=v['miou'], val_map=v['map'], val_map_classes=v['map_classes'])
             if v['miou'] is not None and (self.best['miou'] is None or v['miou'] > self.best['miou']):
                 self.best = {'miou': v['miou'], 'epoch': e}
@@ -307,19 +303,19 @@ class EpochSchedule(Callback):
 
 class ClusterCAMStep(Callback):
     """`train_step` with the settings of `cfg` on a batch `(images, labels, ...)`, and its phase: the first
-    `cfg.seg_start_epoch` epochs without pseudo labels (`learn.skip_seg`). Keeps the fp16 `scaler` across a resume."""
+    `cfg.seg_start_epoch` epochs without pseudo labels (`learn.segment` false). Keeps the fp16 `scaler` across a resume."""
     order = -20
     def __init__(self, cfg: TrainConfig, par: nn.Module, amp_dtype: torch.dtype | None = None, scaler=None):
         self.cfg, self.par, self.amp_dtype, self.scaler = cfg, par, amp_dtype, scaler
     def before_epoch(self, learn):
-        learn.skip_seg = learn.record['skip_seg'] = learn.epoch < self.cfg.seg_start_epoch
-        learn.phase = 'skip_seg' if learn.skip_seg else ''
+        learn.segment = learn.record['segment'] = learn.epoch >= self.cfg.seg_start_epoch
+        learn.phase = '' if learn.segment else 'cls only'
     def __call__(self, learn, batch) -> dict:
         c, device, learn.kept = self.cfg, learn.env.device, {}
         max_present = int(batch[1].gt(0).sum(1).max())    # from the labels still on the host: no wait for the device
         images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         return train_step(learn.model, images, labels, learn.optimizer, par=self.par, scales=c.scales, bg_thr=c.bg_thr,
-                          delta=c.delta, skip_seg=learn.skip_seg, scaler=self.scaler, amp_dtype=self.amp_dtype,
+                          delta=c.delta, segment=learn.segment, scaler=self.scaler, amp_dtype=self.amp_dtype,
                           clip_grad=c.clip_grad, seg_weight=c.seg_weight, cam_layers=c.cam_layers, cam_refine=c.cam_refine,
                           keep=learn.kept, cam_amp=c.cam_amp, max_present=max_present)
     def state_dict(self) -> dict: return {'scaler': self.scaler.state_dict() if self.scaler is not None else None}
@@ -335,12 +331,12 @@ class TrainingInterrupted(RuntimeError):
                          f"resume with --resume {checkpoint or 'auto'}")
 
 def amp_setup(device: torch.device, amp: str):
-    "`(autocast dtype or None, GradScaler or None)` for `--amp amp` on `device` (`core.autocast_dtype`); fp16 scales the loss, on any device."
+    "`(autocast dtype or None, GradScaler or None)` for `--amp amp` on `device` (`device.autocast_dtype`); fp16 scales the loss, on any device."
     dtype = autocast_dtype(device, amp)
     return dtype, (torch.amp.GradScaler(torch.device(device).type) if dtype == torch.float16 else None)
 
 class BackendFlags(Callback):
-    "For the length of the run, `core.backend_flags`: TF32 off in fp32 (`amp_dtype` None), deterministic kernels with `deterministic`."
+    "For the length of the run, `device.backend_flags`: TF32 off in fp32 (`amp_dtype` None), deterministic kernels with `deterministic`."
     order = -200
     def __init__(self, amp_dtype: torch.dtype | None = None, deterministic: bool = False):
         self.amp_dtype, self.deterministic, self.flags = amp_dtype, deterministic, None
@@ -353,7 +349,6 @@ def _prepare_data(cfg: TrainConfig, env: DistEnv) -> str:
     if cfg.data_path is not None: return cfg.data_path
     root = Path(cfg.output_dir)/'data'
     if env.main and not (root/'synth.json').exists():
-        from clustercam.synthetic import make_synthetic_voc
         make_synthetic_voc(root, n_train=cfg.synth_train, n_val=cfg.synth_val, size=cfg.synth_size, seed=cfg.seed)
     if env.distributed: dist.barrier()
     return str(root)
@@ -447,7 +442,6 @@ def config_from_args(preset: str | None = None, **given) -> TrainConfig:
         ck = resume_path(given['resume'], out_dir)
     if ck is not None:
         saved = read_checkpoint(ck, '--resume', trusted=bool(given.get('trust_checkpoint')), mmap=True).get('config', {})
-        saved = renamed_values(TrainConfig, saved)             # a checkpoint written before a rename (skip_seg)
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in saved.items() if k in known and k not in ('resume', 'stop_at_step', 'preset')}
         if saved.get('data_path') and 'data_path' not in given: base['data_path'] = saved['data_path']

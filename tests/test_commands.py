@@ -155,3 +155,36 @@ def test_gpu_check_without_cuda():
     r = run('clustercam_gpu_check')
     assert r.returncode == 77, r.stderr[-2000:]
     assert 'no CUDA device here' in one_line(r, 'clustercam_gpu_check')
+
+
+def documented_flags() -> dict:
+    "`{(command, --flag): where}` for every command line written in the docs: README.md, DEVELOPERS.md and the notebooks' prose."
+    import json, re
+    texts = [(p.name, p.read_text(encoding='utf-8')) for p in (ROOT/'README.md', ROOT/'DEVELOPERS.md')]
+    for nb in sorted((ROOT/'nbs').rglob('*.ipynb')):
+        cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
+        texts.append((str(nb.relative_to(ROOT)), '\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown')))
+    found = {}
+    for where, text in texts:
+        text = text.replace('\\\n', ' ')   # a command continued on the next line
+        for m in re.finditer(r'\b(clustercam_[a-z_]+)\b([^`\n]*)', text):
+            if m.group(1) not in COMMANDS: continue
+            rest = re.split(r'\bclustercam_[a-z_]+\b|[;&|]', m.group(2))[0]
+            for flag in re.findall(r'(?<![\w-])--[a-z][a-z0-9_-]*', rest): found.setdefault((m.group(1), flag), where)
+    return found
+
+
+def listed_flags(command: str) -> set:
+    "The options `command --help` lists."
+    import importlib, re
+    module, function = COMMANDS[command].split(':')
+    return set(re.findall(r'--[a-z][a-z0-9_-]*', getattr(importlib.import_module(module), function).parser().format_help()))
+
+
+def test_documented_flags_are_listed():
+    "Every option a doc passes to a command is one that command's --help lists (an old or unlisted spelling is not)."
+    docs = documented_flags()
+    assert ('clustercam_train', '--preset') in docs   # the scan finds the quick start's commands
+    listed = {c: listed_flags(c) for c in {c for c, _ in docs}}
+    bad = sorted(f"{where}: {command} {flag}" for (command, flag), where in docs.items() if flag not in listed[command])
+    assert not bad, "options the docs use that --help does not list:\n" + '\n'.join(bad)

@@ -5,10 +5,10 @@ import json, math, sys
 from pathlib import Path
 import pytest
 import torch
-from clustercam.core import autocast, autocast_dtype
+from clustercam.device import autocast, autocast_dtype
 from clustercam.model import ClusterCAM
 from clustercam.refine import PAR, multiscale_cams, pseudo_labels
-from clustercam.core import denormalize
+from clustercam.data import denormalize
 from clustercam.synthetic import make_synthetic_voc
 from clustercam.data import get_dataset
 from clustercam.train import train_step, amp_setup, clustercam_train
@@ -41,7 +41,7 @@ def test_train_step_under_autocast(batch, amp):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     w0 = model.head.weight.detach().clone()
     hist = [train_step(model, images, labels, opt, par=PAR(num_iter=2), scales=(1.0,), scaler=scaler, amp_dtype=dtype,
-                       skip_seg=i < 2, clip_grad=1.0) for i in range(5)]
+                       segment=i >= 2, clip_grad=1.0) for i in range(5)]
     assert all(math.isfinite(v) for h in hist for v in h.values()), hist
     assert hist[-1]['cls'] < hist[0]['cls'] and hist[-1]['seg'] > 0
     assert not torch.equal(model.head.weight, w0)
@@ -90,8 +90,8 @@ def test_one_host_read_per_step(batch):
     model = ClusterCAM(K, img_size=64, **TINY)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     step = dict(par=PAR(num_iter=2), scales=(1.0,), clip_grad=1.0)
-    train_step(model, images, labels, opt, skip_seg=True, **step)          # the optimiser's state made outside the count
-    with HostReads() as cls_only: train_step(model, images, labels, opt, skip_seg=True, **step)
+    train_step(model, images, labels, opt, segment=False, **step)          # the optimiser's state made outside the count
+    with HostReads() as cls_only: train_step(model, images, labels, opt, segment=False, **step)
     assert cls_only.calls == ['tolist in train_step'], cls_only.calls
     with HostReads() as seg: train_step(model, images, labels, opt, max_present=int(labels.sum(1).max()), **step)
     # the pseudo labels' one read (the most classes in an image) is gone when the caller knows it

@@ -36,3 +36,24 @@ def test_readme_conversion():
     assert 'secret' not in md and 'also_hidden' not in md and '#|' not in md
     assert '```python\nshown(1)\n```' in md and '```python\nprint(2)\n```\n\n```\n2\n```' in md
     assert 'x = [a](b.ipynb)' in md      # code blocks are left alone
+
+
+def test_links_rewritten_over_the_whole_text():
+    "A link whose text holds inline code, or breaks across lines, is one link (both once escaped the rewriting); code is left alone."
+    md = make_readme.rewrite_links(
+        "| 43 | [The demo: `make demo`](43_demo.ipynb) | ... |\n"
+        "[Training and evaluating on MS COCO\n2014](tutorials/03_coco.ipynb) give the data layouts\n"
+        "not a link: `[x](y.ipynb)`, ``a `[q](r.ipynb)` b``; <img src=\"images/a.png\">")
+    assert '[The demo: `make demo`](nbs/43_demo.ipynb)' in md
+    assert '[Training and evaluating on MS COCO\n2014](nbs/tutorials/03_coco.ipynb)' in md
+    assert '`[x](y.ipynb)`' in md and '``a `[q](r.ipynb)` b``' in md and 'src="nbs/images/a.png"' in md
+
+
+def test_readme_links_resolve():
+    "Every relative link in README.md names a file of the repository."
+    import re
+    text = make_readme.README.read_text(encoding='utf-8')
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    links = [m.group('url') for m in make_readme._PROSE.finditer(text) if m.group('md')]
+    missing = [u for u in links if not re.match(r'^([a-z][a-z0-9+.-]*:|#)', u, re.I) and not (ROOT/u.partition('#')[0]).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"

@@ -63,8 +63,8 @@ def setup(tmp_path_factory):
 
 DOORS = [('clustercam_infer', ['--weights', '{evil}', '--data-path', '{data}', '--progress', 'false', '--crf', 'off']),
          ('clustercam_cams', ['--weights', '{evil}', '--data-path', '{data}', '--dataset', 'synthetic', '--split', 'val', '--progress', 'false']),
-         ('clustercam_train', ['--init', '{evil}', '--data-path', '{data}', '--output-dir', '{tmp}/run_init', '--epochs', '1', '--skip-seg', '0', '--num-workers', '0', '--progress', 'false']),
-         ('clustercam_train', ['--finetune', '{evil}', '--data-path', '{data}', '--output-dir', '{tmp}/run_ft', '--epochs', '1', '--skip-seg', '0', '--num-workers', '0', '--progress', 'false']),
+         ('clustercam_train', ['--init', '{evil}', '--data-path', '{data}', '--output-dir', '{tmp}/run_init', '--epochs', '1', '--seg-start-epoch', '0', '--num-workers', '0', '--progress', 'false']),
+         ('clustercam_train', ['--finetune', '{evil}', '--data-path', '{data}', '--output-dir', '{tmp}/run_ft', '--epochs', '1', '--seg-start-epoch', '0', '--num-workers', '0', '--progress', 'false']),
          ('clustercam_train', ['--resume', '{evil}', '--data-path', '{data}', '--output-dir', '{tmp}/run_resume', '--epochs', '1', '--num-workers', '0', '--progress', 'false']),
          ('clustercam_export', ['--weights', '{evil}', '--out', '{tmp}/evil.safetensors'])]
 

@@ -11,7 +11,7 @@ from clustercam.synthetic import make_synthetic_voc
 from clustercam.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = dict(epochs=2, skip_seg=1, warmup_epochs=1, input_size=64, embed_dim=48, depth=2, num_heads=2, st_depth=2,
+COMMON = dict(epochs=2, seg_start_epoch=1, warmup_epochs=1, input_size=64, embed_dim=48, depth=2, num_heads=2, st_depth=2,
               decoder_width=32, drop_path=0.0, num_workers=0, progress=False, save_epochs=False, log_every=1,
               device='cpu', lr=0.005)
 

@@ -9,7 +9,7 @@ from clustercam.synthetic import make_synthetic_voc
 from clustercam.train import train
 from test_train_ddp import argv, env
 
-CFG = dict(epochs=2, skip_seg=1, warmup_epochs=1, input_size=64, embed_dim=48, depth=2, num_heads=2, st_depth=2,
+CFG = dict(epochs=2, seg_start_epoch=1, warmup_epochs=1, input_size=64, embed_dim=48, depth=2, num_heads=2, st_depth=2,
            decoder_width=32, drop_path=0.1, num_workers=2, progress=False, save_epochs=False, log_every=1,
            device='cpu', batch_size=4, val_split='val')          # 16 images: 4 steps an epoch, the second with pseudo labels
 

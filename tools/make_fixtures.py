@@ -10,9 +10,9 @@ and the DeiT initialisation block of `main.py`, executed as it stands). This scr
 inputs and writes the results.
 
 The network weights are not stored: they are uniform random numbers drawn by
-`clustercam.core.uniform_tensors` from NumPy's legacy Mersenne Twister, which gives the same numbers
+`clustercam.testing.uniform_tensors` from NumPy's legacy Mersenne Twister, which gives the same numbers
 on every platform and NumPy version, so a fixture stores the seed and each tensor's range (a few
-kB) instead of the 20 MB of a network. `clustercam.core.load_fixture` draws them again.
+kB) instead of the 20 MB of a network. `clustercam.testing.load_fixture` draws them again.
 
 `--check` makes everything again in memory and compares it with the files in `--out` (the largest
 difference per entry), instead of writing.
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from clustercam.core import uniform_tensors, load_fixture  # noqa: E402
+from clustercam.testing import uniform_tensors, load_fixture  # noqa: E402
 
 # Two networks: the authors' head hard-wires 12 blocks of 6 heads (its input has 12*6*K attention
 # channels), so what can vary is the width D and the class count K. Neither equals the head count.
@@ -71,7 +71,7 @@ def weight_range(key: str, value: torch.Tensor) -> tuple[float, float]:
 
 
 def uniform_spec(state_dict: dict, seed: int) -> dict:
-    "How `clustercam.core.uniform_tensors` draws a state dict of these shapes again."
+    "How `clustercam.testing.uniform_tensors` draws a state dict of these shapes again."
     return {'seed': seed, 'spec': [(k, tuple(v.shape), *weight_range(k, v)) for k, v in state_dict.items()]}
 
 
@@ -127,7 +127,7 @@ def make(ref, name: str, cfg: dict) -> dict:
     fx.update(x=x, x_nonsquare=x_nonsquare, x_odd=x_odd)
     with torch.no_grad():
         fx['forward'] = model(x)
-        fx['forward_skip_seg'] = model(x, skip_seg=True)[:2]
+        fx['forward_skip_seg'] = model(x, segment=False)[:2]
         fx['forward_nonsquare'] = model(x_nonsquare)
         fx['forward_odd'] = model(x_odd)
         fx['cams'] = model(x, cam_only=True)

@@ -2,10 +2,10 @@
 
     python tools/pseudo_label_agreement.py --weights runs/demo_train/checkpoint_last.pth --data-path runs/demo_train/data
 
-runs `clustercam.gpucheck.pseudo_label_agreement` (the CAM pass under each autocast, the patch affinity on, PAR, the
+runs `clustercam.harness.gpucheck.pseudo_label_agreement` (the CAM pass under each autocast, the patch affinity on, PAR, the
 pseudo labels) on the CPU and prints the fraction of differing pixels for each precision."""
-from clustercam.core import cli
-from clustercam.gpucheck import pseudo_label_agreement
+from clustercam.config import cli
+from clustercam.harness.gpucheck import pseudo_label_agreement
 from fastcore.script import Param
 
 
