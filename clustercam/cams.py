@@ -171,7 +171,7 @@ class CamsConfig:
     delta: float = option(0.1, "half-width of the unlabelled band of the masks")
     sweep: tuple[float, ...] = option(DEFAULT_SWEEP, "thresholds of the seed sweep")
     crf: bool = option(False, "also refine the seeds with a dense CRF (mask_crfs/)")
-    npz: bool = option(True, "save each image's CAMs as cams/NAME.npz (np.load reads it without pickle: 'keys', 'cams')", old_names=('npy',))
+    npz: bool = option(True, "save each image's CAMs as cams/NAME.npz (np.load reads it without pickle: 'keys', 'cams')")
     heatmaps: bool = option(True, "write each image with each present class's CAM over it: heatmaps/NAME_cam_CLASS.jpg")
     n_layers: int = option(3, "last blocks whose attention weights the CAMs")
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks")
