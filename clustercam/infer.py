@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageDraw, ImageFont
 from .files import atomic_path, atomic_write_json, atomic_write_text
 from .device import autocast, autocast_dtype
 from .config import option, config_values, config_cli
@@ -422,7 +422,6 @@ def _save_picture(out: Path, item: dict, labels: dict, palette, names: Sequence[
 def with_legend(picture: np.ndarray, names: Sequence[str], ids: Sequence[int], palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
     """`picture` (H,W,3 uint8) over a white strip with a swatch in its colour and the name of each class id in `ids`, in rows
     as wide as the picture; a picture narrower than one entry is widened with white on its right, so that no name is cut."""
-    from PIL import ImageDraw, ImageFont
     font = ImageFont.load_default(size=11)
     entries = [(k, names[k] if k < len(names) else f'class {k}') for k in ids]
     W = max([picture.shape[1]] + [8 + 16 + int(font.getlength(name)) + 10 for _, name in entries])
