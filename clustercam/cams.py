@@ -4,7 +4,7 @@
 
 # %% ../nbs/41_cams.ipynb #b093b2f8
 from __future__ import annotations
-import math, os, sys, time
+import dataclasses, math, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +21,7 @@ from .metrics import percent, duration
 from PIL import Image
 from .checkpoint import model_from_checkpoint
 from .crf import dense_crf
+from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 
 # %% auto #0
 __all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'save_cams', 'jet', 'cam_heatmap', 'save_heatmaps', 'cam_labels',
@@ -174,7 +175,7 @@ class CamsConfig:
     delta: float = option(0.1, "half-width of the unlabelled band of the masks")
     sweep: tuple[float, ...] = option(DEFAULT_SWEEP, "thresholds of the seed sweep")
     crf: bool = option(False, "also refine the seeds with a dense CRF (mask_crfs/)")
-    npz: bool = option(True, "save each image's CAMs as cams/NAME.npz (np.load reads it without pickle: 'keys', 'cams')")
+    npz: bool = option(False, "also save the CAMs (cams/NAME.npz: 'keys', 'cams' float16 of the present classes; np.load reads it without pickle); the label maps are PNGs either way")
     heatmaps: bool = option(True, "write each image with each present class's CAM over it: heatmaps/NAME_cam_CLASS.jpg")
     n_layers: int = option(3, "last blocks whose attention weights the CAMs")
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks")
@@ -195,14 +196,20 @@ def clustercam_cams(**given):
     refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine
     res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npz, c.limit, c.progress, refine,
                          heatmaps=c.heatmaps and c.out is not None)
-    text = cams_report(res)
-    print(cams_summary(res))
+    values = {k: v for k, v in dataclasses.asdict(c).items() if k != 'progress'}
+    command = command_line('clustercam_cams', values, dataclasses.asdict(CamsConfig()), first=('weights', 'data_path', 'dataset', 'split'))
+    label = result_label('CAM seeds (threshold sweep and bg_thr) and pseudo labels (PAR' + (', and dense CRF)' if c.crf else ')'),
+                         f"{c.dataset} {c.split}", res['images'], checkpoint_label(info, c.weights), command,
+                         scales=c.scales, flip=True, crf=['crf'] if c.crf else None, bg_thr=c.bg_thr, delta=c.delta, refine=refine)
+    text = f"{label_text(label)}\n\nReproduce: `{command}`\n\n" + cams_report(res)
+    print(label_text(label)); print(cams_summary(res))
     if c.out is not None:
         js = {k: v for k, v in res.items() if k != 'results'}
         js['sweep'] = {f'{t:.2f}': m for t, m in (res['sweep'] or {}).items()} or None
         if res['results'] is not None: js.update(res['results'].to_dict())
-        atomic_write_json(Path(c.out)/'cams.json', {**js, 'weights': str(c.weights), 'split': c.split})
+        atomic_write_json(Path(c.out)/'cams.json', {**js, 'weights': str(c.weights), 'split': c.split, 'label': label})
         atomic_write_text(Path(c.out)/'cams.md', text)
+        write_run_record(c.out, 'cams', dataclasses.asdict(c), command, label=label)
         print(f"labels, CAMs and heat maps under {c.out}; the sweep and per-class table in {Path(c.out)/'cams.md'}")
     print(f"{data_name(ds)}: seed mIoU {percent(res['best'][1]) if res['best'] else '-'} at the best threshold; {res['images']} images in {duration(time.time() - started)}")
     return res

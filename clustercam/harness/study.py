@@ -20,6 +20,7 @@ from ..metrics import ConfusionMatrix
 from ..refine import PAR, pseudo_labels
 from ..cams import DEFAULT_SWEEP, sweep_update
 from ..checkpoint import model_from_checkpoint
+from ..record import write_run_record
 from ..figures import attention_maps, overlay, save_figure, to_normalized, _mask_rgb
 from .demo import (DEMO_DATA, DEMO_OVERRIDES, DEMO_PRESET, QUICK_DATA, QUICK_OVERRIDES, EVAL_SCALES,
                              train_and_evaluate, training_scale_cams)
@@ -282,6 +283,9 @@ def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seed
     info = dict(data=spec, preset='synthetic (quick)' if quick else DEMO_PRESET, seeds=list(range(n_seeds)), scale=scale,
                 refine=cfg['cam_refine'], timings=timings, cores=os.cpu_count(), torch=torch.__version__)
     report = write_study_report(out, results, info, figures)
+    command = f"clustercam_study --out {out} --n-seeds {n_seeds}" + (' --quick' if quick else '') + ('' if parallel else ' --sequential')
+    write_run_record(out, 'study', dict(quick=quick, n_seeds=n_seeds, parallel=parallel, limit=limit, data=spec), command,
+                     seeds=list(range(n_seeds)), timings=timings)
     g = goal(results)
     for arm in STUDY_ARMS: print(f"  {arm:12s} seed mIoU {_fmt('seed_miou', results['arms'][arm]['seed_miou'])} %")
     print(f"seed mIoU gap {g['gap_points']:+.1f} ± {g['gap_sd_points']:.1f} points (goal {g['goal_points']:+.0f}: "
