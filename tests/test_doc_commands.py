@@ -44,15 +44,12 @@ def _flags_after_names(line: str) -> list[tuple[str, str, str]]:
 def flags_in_text(text: str, markdown: bool = False) -> list[tuple[str, str, str]]:
     """`(command, flag, line)` for each `--flag` written after a command's name on the same line (backslash
     continuations joined), up to the next command's name or a `#` comment. In `markdown`, only code counts:
-    fenced blocks, each inline code span on its own, and table rows, whose flags belong to the first command the row names."""
+    fenced blocks, each inline code span on its own, and table rows (a flag belongs to the command named before it in the row)."""
     found, fenced = [], False
     for line in text.replace('\\\n', ' ').splitlines():
         if markdown and line.lstrip().startswith('```'): fenced = not fenced; continue
         if not markdown or fenced: found += _flags_after_names(line); continue
-        if line.lstrip().startswith('|'):
-            hits = list(_NAME.finditer(line))
-            if hits: found += [(MODULES.get(hits[0].group(1), hits[0].group(1)), f, line.strip()) for f in _FLAG.findall(line)]
-            continue
+        if line.lstrip().startswith('|'): found += _flags_after_names(line); continue   # a row: each flag to the command before it
         for span in re.findall(r'`([^`]+)`', line): found += _flags_after_names(span)
     return found
 
