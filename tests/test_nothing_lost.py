@@ -202,7 +202,8 @@ def children(pid: int) -> list:
 
 @pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='needs /proc to see the workers')
 def test_ctrl_c_ends_inference_and_its_crf_workers_in_one_line(world):
-    code = "import sys; from clustercam.infer import clustercam_infer; sys.exit(clustercam_infer())"
+    code = ("import sys, clustercam.infer as infer; infer.POOL_START_SECONDS = 0   # workers at once, though 8 images would not pay\n"
+            "sys.exit(infer.clustercam_infer())")
     p = terminal_child([sys.executable, '-c', code, '--weights', world['ck'], '--data-path', world['data'], '--dataset', 'synthetic',
                         '--split', 'train', '--crf', 'on', '--workers', '2', '--scales', '1', '--progress', 'false'])
     try:
