@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from . import fastpaths
+from .fastpaths import resolve_switch
 
 # %% auto #0
 __all__ = ['PatchEmbed', 'resize_pos_embed', 'TokenAttention', 'PlainBlock']
@@ -44,20 +45,21 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid: tuple[int, 
 # %% ../nbs/10_backbone.ipynb #14cbf4ed
 class TokenAttention(nn.Module):
     "Multi-head self-attention returning `(output, class_to_patch (B,H,K,N), head-mean patch_to_patch (B,N,N) or None)`."
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_drop: float = 0.):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_drop: float = 0., fastpaths: bool | None = None):
         super().__init__()
         if dim % num_heads: raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads, self.scale = num_heads, (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.fastpaths = resolve_switch(fastpaths)
 
     def forward(self, x: torch.Tensor, num_classes: int, patch_weights: bool = False):
+        if self.fastpaths: return fastpaths.attention(self, x, num_classes, patch_weights)
         B, T, D = x.shape
-        q, k, v = fastpaths.linear(self.qkv, x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        fast = fastpaths.token_attention(q, k, v, num_classes, self.scale, patch_weights)
-        out, class_to_patch, patch_to_patch = fast if fast is not None else self.attend(q, k, v, num_classes, patch_weights)
-        return self.proj_drop(fastpaths.linear(self.proj, out)), class_to_patch, patch_to_patch
+        q, k, v = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        out, class_to_patch, patch_to_patch = self.attend(q, k, v, num_classes, patch_weights)
+        return self.proj_drop(self.proj(out)), class_to_patch, patch_to_patch
 
     def attend(self, q, k, v, K: int, patch_weights: bool = False):
         "softmax(Q K^T / sqrt(d)) V of q, k, v (B,H,T,d): `(AV (B,T,H*d), A_cp, mean_h A_pp or None)`."
@@ -74,10 +76,11 @@ class TokenAttention(nn.Module):
 class PlainBlock(nn.Module):
     "Pre-norm ViT block; `forward(x, num_classes, grid, patch_weights)` -> (x, class_to_patch, patch_to_patch)."
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
-                 drop: float = 0., drop_path: float = 0., norm_eps: float = 1e-6):
+                 drop: float = 0., drop_path: float = 0., norm_eps: float = 1e-6, fastpaths: bool | None = None):
         super().__init__()
+        self.fastpaths = resolve_switch(fastpaths)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = TokenAttention(dim, num_heads, qkv_bias=qkv_bias, proj_drop=drop)
+        self.attn = TokenAttention(dim, num_heads, qkv_bias=qkv_bias, proj_drop=drop, fastpaths=self.fastpaths)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
@@ -89,5 +92,9 @@ class PlainBlock(nn.Module):
         return x, class_to_patch, patch_to_patch
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        "`self.mlp(x)` (through the speed paths' hook)."
-        return fastpaths.feed_forward(self.mlp, x)
+        "`self.mlp(x)`, through the speed paths' hook when they are on."
+        return fastpaths.feed_forward(self.mlp, x) if self.fastpaths else self.mlp(x)
+
+    def linear(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        "`layer(x)`, through the speed paths' hook when they are on."
+        return fastpaths.linear(layer, x) if self.fastpaths else layer(x)

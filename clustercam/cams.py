@@ -65,10 +65,13 @@ def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: t
     """`(cams (K,H,W), {'seed', 'mask', 'mask_crf' with crf: (H,W) label maps})` of one normalised `image` (3,H,W)
     with image labels `labels` (K,) and pixels `rgb` (H,W,3 uint8)."""
     device = next(net.parameters()).device
-    cams = multiscale_cams(net, image[None].to(device), scales, training=False, n_layers=n_layers, refine=refine)[0]   # (K,H,W)
-    images01 = torch.from_numpy(rgb.numpy()).permute(2, 0, 1)[None].float().div(255).to(device)
+    # copies that need not wait (uint8 pixels, converted on the device); the class count from the host's labels: no sync
+    x, rgb8 = image[None].to(device, non_blocking=True), rgb.permute(2, 0, 1)[None].to(device, non_blocking=True)
+    cams = multiscale_cams(net, x, scales, training=False, n_layers=n_layers, refine=refine)[0]   # (K,H,W)
+    images01 = rgb8.float().div(255)
     maps = {'seed': seed_labels(cams, labels, bg_thr),
-            'mask': pseudo_labels(cams[None].float(), labels[None].to(device), images01, par, bg_thr, delta)[0]}
+            'mask': pseudo_labels(cams[None].float(), labels[None].to(device, non_blocking=True), images01, par, bg_thr, delta,
+                                  max_present=int(np.count_nonzero(labels.numpy())))[0]}
     if crf:
         maps['mask_crf'] = torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels.to(device), bg_thr)).argmax(0))
     return cams, maps

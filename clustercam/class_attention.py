@@ -19,8 +19,8 @@ class ClusteringBlock(PlainBlock):
     "A ViT block whose class tokens also attend to soft clusters of the patches (ClusterCAM)."
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
                  drop: float = 0., drop_path: float = 0., norm_eps: float = 1e-6,
-                 n_iter: int = 3, grid: tuple[int, int] = (2, 2), cluster_norm_eps: float = 1e-5):
-        super().__init__(dim, num_heads, mlp_ratio, qkv_bias, drop, drop_path, norm_eps)
+                 n_iter: int = 3, grid: tuple[int, int] = (2, 2), cluster_norm_eps: float = 1e-5, fastpaths: bool | None = None):
+        super().__init__(dim, num_heads, mlp_ratio, qkv_bias, drop, drop_path, norm_eps, fastpaths)
         self.norm1 = nn.LayerNorm(dim, eps=cluster_norm_eps)            # LN_a (reference: default eps)
         self.n_iter, self.grid = n_iter, tuple(grid)
         self.cluster_proj = nn.Linear(dim, dim)                          # Lin_s
@@ -37,11 +37,11 @@ def cluster_attention(self: ClusteringBlock, class_tokens, patch_tokens, grid):
     "Steps 2-3: new class tokens c', cluster outputs s', assignment Q (B,N,M), class-to-cluster weights G (B,H,K,M)."
     B, N, D = patch_tokens.shape
     K, H = class_tokens.shape[1], self.attn.num_heads
-    z = self.cluster_norm(fastpaths.linear(self.cluster_proj, patch_tokens))
+    z = self.cluster_norm(self.linear(self.cluster_proj, patch_tokens))
     Q, S = soft_cluster(z.transpose(1, 2).reshape(B, D, *grid), self.grid, self.n_iter)
     M = S.shape[1]
     t = torch.cat([self.class_norm(class_tokens), self.centre_norm(S)], dim=1)                   # (B,K+M,D)
-    q, k, v = fastpaths.linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
+    q, k, v = self.linear(self.cluster_qkv, t).reshape(B, K + M, 3, H, D // H).permute(2, 0, 3, 1, 4)
     G = (q @ k.transpose(-2, -1) * self.attn.scale).float().softmax(-1)                          # (B,H,K+M,K+M)
     o = (G.to(v.dtype) @ v).transpose(1, 2).reshape(B, K + M, D)
     return self.class_proj(o[:, :K]), o[:, K:], Q, G[:, :, :K, K:]
@@ -53,7 +53,7 @@ def forward(self: ClusteringBlock, x: torch.Tensor, num_classes: int, grid: tupl
     K = num_classes
     y, A_cp, A_pp = self.attn(self.norm1(x), K, patch_weights)                                # step 1
     c_new, s_new, Q, G = self.cluster_attention(x[:, :K], x[:, K:], grid)                     # steps 2-3
-    A_sp = fastpaths.cluster_to_patch(Q, G) if fastpaths.use_fastpaths(x) else G @ Q.transpose(1, 2)[:, None]   # step 4
+    A_sp = fastpaths.cluster_to_patch(Q, G) if self.fastpaths else G @ Q.transpose(1, 2)[:, None]   # step 4
     A_mix = (1 - self.mix) * A_cp + self.mix * A_sp
     x = x + self.drop_path(y) + self.drop_path(torch.cat([c_new, Q @ s_new], dim=1))          # steps 5-6
     x = x + self.drop_path(self.feed_forward(self.norm2(x)))

@@ -89,12 +89,12 @@ def cam_overlays(images: Sequence[np.ndarray], cams: Sequence, labels: Sequence,
 @torch.no_grad()
 def attention_maps(model: nn.Module, image: torch.Tensor, block: int = -1) -> dict:
     """For the normalised `image` (3,H,W): `{'patch_to_class': A_cp, 'cluster_to_class': A_sp, 'cam': CAMs}`,
-    each (K, h0, w0), head-mean, of clustering block `block` (an index among the clustering blocks), and `mu`."""
+    each (K, h0, w0), head-mean, of clustering block `block` (an index among the clustering blocks), and `mu` (0-d), on the model's device."""
     net = getattr(model, 'module', model)
     blocks = [b for b in net.blocks if isinstance(b, ClusteringBlock)]
     if not blocks: raise ValueError("attention_maps: the model has no clustering blocks (st_depth=0)")
     blk = blocks[block]
-    x = image[None] if image.ndim == 3 else image
+    x = (image[None] if image.ndim == 3 else image).to(next(net.parameters()).device)   # a CPU image, a model anywhere
     seen = []
     handle = blk.register_forward_pre_hook(lambda m, args: seen.append((args[0], args[2])))
     try:
@@ -108,7 +108,7 @@ def attention_maps(model: nn.Module, image: torch.Tensor, block: int = -1) -> di
     a_sp = c2c @ assign.transpose(1, 2)[:, None]                                            # (B,H,K,N)
     shape = (x.shape[0], K, *grid)
     out = {'patch_to_class': a_cp.mean(1).reshape(shape)[0], 'cluster_to_class': a_sp.mean(1).reshape(shape)[0],
-           'cam': cams[0], 'mu': float(blk.mix)}
+           'cam': cams[0], 'mu': blk.mix.detach().float()}   # a 0-d tensor: no host read
     return out
 
 def attention_figure(model: nn.Module, images: Sequence[np.ndarray], labels: Sequence, gts: Sequence | None = None,

@@ -127,19 +127,27 @@ def predictions(model: nn.Module, items, scales: Sequence[float] = DEFAULT_SCALE
     """Each item of `items` (a data set of dicts with 'image', 'rgb', 'name', 'index', like `FullResolution`'s),
     in order, with 'argmax' (H,W) uint8 taken on the device and, with `probs`, 'probs' (K+1,H,W) from `predict_probs`
     in place of 'image' (a CRF needs them; without one, only the label map comes to the host). Items with an
-    'error' pass through. `skip_errors`: an image the network refuses (too small) becomes such an item instead of stopping everything."""
+    'error' pass through. `skip_errors`: an image the network refuses (too small) becomes such an item instead of stopping everything.
+    On CUDA the images come in pinned memory and copy without waiting, and each item is handed on once the next image's
+    work is queued, so that reading a result back never leaves the GPU idle."""
     device = next(getattr(model, 'module', model).parameters()).device
-    for item in torch.utils.data.DataLoader(items, batch_size=None, num_workers=num_workers):
+    def to_host(item):
+        p = item.pop('_probs', None)
+        if p is not None:
+            item['argmax'] = p.argmax(0).to(torch.uint8).cpu()          # K+1 <= 256 classes (COCO: 81)
+            if probs: item['probs'] = p.cpu()
+        return item
+    waiting = None    # one image behind: the device computes the next image while the host takes this one's result
+    for item in torch.utils.data.DataLoader(items, batch_size=None, num_workers=num_workers, pin_memory=device.type == 'cuda'):
         if item.get('error') is None:
             image = item.pop('image')
-            try:
-                p = predict_probs(model, image.to(device), scales, flip, amp_dtype)[0]
-                item['argmax'] = p.argmax(0).to(torch.uint8).cpu()          # K+1 <= 256 classes (COCO: 81)
-                if probs: item['probs'] = p.cpu()
+            try: item['_probs'] = predict_probs(model, image.to(device, non_blocking=True), scales, flip, amp_dtype)[0]
             except ValueError as e:
                 if not skip_errors: raise
                 item['error'] = f"cannot predict {item.get('path', item['name'])}: {e}"
-        yield item
+        if waiting is not None: yield to_host(waiting)
+        waiting = item
+    if waiting is not None: yield to_host(waiting)
 
 # %% ../nbs/40_infer.ipynb #29b48b24
 CRF_MODES = ('off', 'on', 'both')

@@ -75,7 +75,7 @@ def train_loader(dataset, batch_size: int, seed: int = 0, num_workers: int = 0, 
     g = torch.Generator(); g.manual_seed(seed)
     return torch.utils.data.DataLoader(SeededSamples(dataset, seed), batch_size=batch_size, sampler=sampler,
                                        num_workers=num_workers, pin_memory=pin_memory, drop_last=True, generator=g,
-                                       persistent_workers=False)
+                                       persistent_workers=num_workers > 0)   # workers start once per run, not per epoch
 
 # %% ../nbs/29_learner.ipynb #86b35c4f
 class NonFiniteLoss(FloatingPointError):
@@ -144,18 +144,26 @@ class Learner:
 
 # %% ../nbs/29_learner.ipynb #b80548d8
 class LossMeans(Callback):
-    "The epoch's mean of every term the step returns, over all its steps on all processes, into `learn.record`; kept across a resume."
+    """The epoch's mean of every term the step returns, over all its steps on all processes, into `learn.record`; kept across a
+    resume. A non-finite term (only `grad_norm` reaches here: a step the loss scaler skipped) is left out of its mean; with
+    `grad_norm`, the record's `skipped_steps` counts such steps."""
     order = -10                                       # before the parts that read the epoch's record
     def __init__(self): self.sums = {}
     def before_epoch(self, learn):
         if learn.batch == 0: self.sums = {}
     def after_batch(self, learn):
-        for k, v in learn.terms.items(): self.sums[k] = self.sums.get(k, 0.) + v
+        for k, v in learn.terms.items():
+            if math.isfinite(v): self.sums[k] = self.sums.get(k, 0.) + v
+            else:   # the gradient norm of a step the fp16 loss scaler skipped (an inf gradient): counted, not averaged
+                self.sums.setdefault(k, 0.); self.sums[f'skipped {k}'] = self.sums.get(f'skipped {k}', 0) + 1
         self.sums['n'] = self.sums.get('n', 0) + 1
     def after_epoch(self, learn):
-        keys = [k for k in self.sums if k != 'n']
-        total = all_reduce_sum([self.sums.get('n', 0)] + [self.sums[k] for k in keys], learn.env)
-        learn.record.update({k: v / max(total[0], 1) for k, v in zip(keys, total[1:])})
+        keys = [k for k in self.sums if k != 'n' and not k.startswith('skipped ')]
+        skipped = [self.sums.get(f'skipped {k}', 0) for k in keys]
+        total = all_reduce_sum([self.sums.get('n', 0)] + [self.sums[k] for k in keys] + skipped, learn.env)
+        n, sums, skipped = total[0], total[1:1 + len(keys)], total[1 + len(keys):]
+        learn.record.update({k: v / max(n - s, 1) for k, v, s in zip(keys, sums, skipped)})
+        if 'grad_norm' in keys: learn.record['skipped_steps'] = int(skipped[keys.index('grad_norm')])
         self.sums = {}
     def state_dict(self) -> dict: return {'sums': dict(self.sums)}
     def load_state_dict(self, ck: dict): self.sums = dict(ck.get('sums') or {})

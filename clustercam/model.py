@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from .backbone import PatchEmbed, PlainBlock, resize_pos_embed
 from .class_attention import ClusteringBlock
-from . import fastpaths
 from fastcore.basics import patch
 from .config import import_object
 
@@ -54,7 +53,7 @@ class ClusterCAM(nn.Module):
                  st_depth: int = 12, img_size: int = 224, patch_size: int = 16, drop_rate: float = 0.,
                  drop_path_rate: float = 0.1, mlp_ratio: float = 4., qkv_bias: bool = True,
                  n_iter: int = 3, cluster_grid: tuple = (2, 2), decoder_width: int = 512, decoder_dilation: int = 5,
-                 clustering_block=None):
+                 clustering_block=None, fastpaths: bool | None = None):
         super().__init__()
         block_cls = resolve_block(clustering_block)
         if not 0 <= st_depth <= depth: raise ValueError(f"st_depth must be in [0, depth={depth}], got {st_depth}")
@@ -67,7 +66,7 @@ class ClusterCAM(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, num_classes + num_patches, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         drop_path = torch.linspace(0, drop_path_rate, depth).tolist()   # stochastic depth, linear in depth
-        common = dict(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate)
+        common = dict(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate, fastpaths=fastpaths)
         self.blocks = nn.ModuleList([
             block_cls(**common, drop_path=drop_path[i], n_iter=n_iter, grid=cluster_grid)
             if i >= depth - st_depth else PlainBlock(**common, drop_path=drop_path[i])
@@ -148,5 +147,4 @@ def cams(self: ClusterCAM, x: torch.Tensor, n_layers: int = 3, refine: bool = Tr
         cams = A.view_as(base) * base
         if not refine: return cams
         R = feats.patch_affinity.float()                                                           # (B,N,N)
-        if fastpaths.use_fastpaths(x): return fastpaths.affinity_product(R, cams)
         return (cams.flatten(2) @ R.transpose(1, 2)).view_as(cams)                                # cam_k <- R cam_k

@@ -9,7 +9,6 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from . import fastpaths
 from fastcore.basics import patch
 
 # %% auto #0
@@ -96,14 +95,13 @@ def affinity(self: PAR, images01: torch.Tensor) -> torch.Tensor:
     # the position term, the same for every pixel: softmax_j(-(delta_j / sigma_delta / w1)^2)
     dist = self.distances.to(images01.device, images01.dtype).view(1, -1, 1, 1)
     logits = -((dist / (dist.std(1, keepdim=True) + 1e-5) / self.temperature) ** 2)
-    pos = fastpaths.wide_softmax(logits, 1) if fastpaths.use_fastpaths(images01) else logits.softmax(1)
+    pos = logits.softmax(1)
     return aff.add_(self.position_weight * pos)
 
 # %% ../nbs/20_refine.ipynb #76ba4763
 @patch
 def propagate(self: PAR, masks: torch.Tensor, aff: torch.Tensor) -> torch.Tensor:
     "One step, m_i <- sum_j a_ij m_j: the affinity-weighted sum of each pixel's neighbours."
-    if fastpaths.use_fastpaths(masks): return fastpaths.neighbour_sum(self.neighbours(masks), aff)
     total = torch.zeros_like(masks)
     for j, m_j in enumerate(self.neighbours(masks)): total.addcmul_(m_j, aff[:, j:j + 1])
     return total

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb #83e21431
 from __future__ import annotations
-import dataclasses, json, math, os, signal, sys
+import dataclasses, json, math, os, signal, sys, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence
@@ -175,7 +175,7 @@ class TrainConfig:
     device: str | None = option(None, "cpu, cuda, cuda:1, ...; none: CUDA when available")
     amp: str = option('auto', "mixed precision: auto (CUDA: fp16 with loss scaling, the authors' recipe; CPU: fp32), bf16 (GPUs of compute capability 8.0+, or CPU), fp16, or off (fp32, TF32 off)")
     cam_amp: bool = option(True, "run the CAM pass for the pseudo labels under autocast too, as the authors do (the label arithmetic stays fp32)")
-    deterministic: bool = option(False, "deterministic GPU kernels and no cuDNN benchmarking (device.backend_flags): repeatable GPU runs, slower steps")
+    deterministic: bool = option(False, "cuDNN in deterministic mode without benchmarking, torch's deterministic algorithms where it has them (a warning where not: the backward of adaptive_avg_pool2d and of bilinear interpolation, the NLL loss), CUBLAS_WORKSPACE_CONFIG set before CUDA starts: closer GPU runs, not bit-identical ones; slower steps")
     seed: int = option(0, "random seed of the weights, the data order and the augmentation")
     num_workers: int = option(4, "DataLoader workers per process")
     val_batch_size: int | None = option(None, "validation batch; none: batch_size")
@@ -241,7 +241,8 @@ def val_loader(dataset, batch_size: int, num_workers: int = 0, env: DistEnv = Di
     "The validation images of this rank, in order (in pinned memory on CUDA, so that the copies to the GPU overlap)."
     g = torch.Generator(); g.manual_seed(0)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), env.rank, env.world_size),
-                                       num_workers=num_workers, generator=g, pin_memory=env.device.type == 'cuda')
+                                       num_workers=num_workers, generator=g, pin_memory=env.device.type == 'cuda',
+                                       persistent_workers=num_workers > 0)
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(), amp_dtype: torch.dtype | None = None,
@@ -335,11 +336,14 @@ def amp_setup(device: torch.device, amp: str):
     return dtype, (torch.amp.GradScaler(torch.device(device).type) if dtype == torch.float16 else None)
 
 class BackendFlags(Callback):
-    "For the length of the run, `device.backend_flags`: TF32 off in fp32 (`amp_dtype` None), deterministic kernels with `deterministic`."
+    """For the length of the run, `device.backend_flags`: TF32 off in fp32 (`amp_dtype` None), deterministic kernels with
+    `deterministic`; without it, cuDNN benchmarks its algorithms for each new shape and keeps the fastest (the authors' setting)."""
     order = -200
     def __init__(self, amp_dtype: torch.dtype | None = None, deterministic: bool = False):
         self.amp_dtype, self.deterministic, self.flags = amp_dtype, deterministic, None
-    def before_fit(self, learn): self.flags = backend_flags(self.amp_dtype, self.deterministic); self.flags.__enter__()
+    def before_fit(self, learn):
+        self.flags = backend_flags(self.amp_dtype, self.deterministic); self.flags.__enter__()    # restores benchmark on exit
+        if not self.deterministic: torch.backends.cudnn.benchmark = True
     def cleanup_fit(self, learn):
         if self.flags is not None: self.flags.__exit__(None, None, None); self.flags = None
 
@@ -423,10 +427,19 @@ def outcome(learn: Learner, cfg: TrainConfig) -> dict:
     best = next(cb.best for cb in learn.cbs if isinstance(cb, Validation))
     return {**learn.record, 'best': best, 'checkpoint': last, 'output_dir': out}
 
+def _deterministic_cublas():
+    "`CUBLAS_WORKSPACE_CONFIG` for deterministic cuBLAS, which reads it once, when it starts: before this process's first CUDA work."
+    if os.environ.get('CUBLAS_WORKSPACE_CONFIG'): return
+    os.environ['CUBLAS_WORKSPACE_CONFIG'] = ':4096:8'
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        warnings.warn("--deterministic: CUDA started before CUBLAS_WORKSPACE_CONFIG was set, so cuBLAS may not be deterministic; "
+                      "set CUBLAS_WORKSPACE_CONFIG=:4096:8 before starting Python")
+
 def train(cfg: TrainConfig | None = None, cbs: Sequence[Callback] = (), **overrides) -> dict:
     """Train ClusterCAM as `cfg` (or `make_config(**overrides)`) says, with your parts `cbs` besides its own;
     returns `outcome`. Run under `torchrun` for several processes."""
     cfg = cfg if cfg is not None else make_config(**overrides)
+    if cfg.deterministic: _deterministic_cublas()
     env = init_distributed(cfg.device)
     try: return outcome(learner(cfg, env, cbs).fit(), cfg)
     finally: close_distributed(env)

@@ -4,8 +4,9 @@
 
 # %% ../../nbs/51_gpu_check.ipynb #b039e1b2
 from __future__ import annotations
-import contextlib, io, json, math, os, subprocess, sys, tempfile, time
+import contextlib, copy, io, json, math, os, subprocess, sys, tempfile, time
 from pathlib import Path
+from typing import Sequence
 import torch
 import torch.nn.functional as F
 from fastcore.script import Param
@@ -19,16 +20,19 @@ from ..checkpoint import from_reference, model_from_checkpoint
 from ..refine import PAR, multiscale_cams, pseudo_labels
 from ..data import get_dataset
 from ..synthetic import make_synthetic_voc
-from ..learner import isolated_rng
+from ..learner import isolated_rng, Callback
 from ..train import train, train_step, amp_setup
+from ..infer import evaluate_split
+from .bench import bench, table
 
 # %% auto #0
-__all__ = ['SIZES', 'EXIT_NO_CUDA', 'reference_check', 'training_check', 'resume_check', 'ddp_check', 'throughput', 'gpu_check',
-           'report', 'clustercam_gpu_check', 'pseudo_label_agreement']
+__all__ = ['SIZES', 'EXIT_NO_CUDA', 'reference_check', 'scaler_expected', 'learning_check', 'StepSize', 'resume_check',
+           'LoaderProbe', 'learner_check', 'inference_check', 'ddp_check', 'throughput', 'against_reference',
+           'gpu_check', 'report', 'clustercam_gpu_check', 'pseudo_label_agreement']
 
 # %% ../../nbs/51_gpu_check.ipynb #3c5794e2
-SIZES = {
-    'full': dict(model=dict(embed_dim=384, depth=12, num_heads=6, st_depth=12, decoder_width=512), input=448, batch=8, images=16),
+SIZES = {   # full: the VOC preset's network, batch and crop (train.PRESETS['voc'])
+    'full': dict(model=dict(embed_dim=384, depth=12, num_heads=6, st_depth=12, decoder_width=512), input=448, batch=9, images=18),
     'tiny': dict(model=dict(embed_dim=48, depth=2, num_heads=2, st_depth=2, decoder_width=32), input=64, batch=4, images=8),
 }
 EXIT_NO_CUDA = 77
@@ -42,6 +46,9 @@ def _batches(size: dict, folder: Path, device: torch.device) -> tuple[list, int]
     out = [(torch.stack([it[0] for it in items[i:i + B]]).to(device), torch.stack([it[2] for it in items[i:i + B]]).to(device))
            for i in range(0, len(items) - B + 1, B)]
     return out, ds.num_classes
+
+def _model(num_classes: int, size: dict, device: torch.device) -> ClusterCAM:
+    with isolated_rng(0): return ClusterCAM(num_classes, img_size=size['input'], drop_path_rate=0., **size['model']).to(device)
 
 # %% ../../nbs/51_gpu_check.ipynb #18ea14fd
 def reference_check(device: torch.device, rtol: float = 1e-4, atol: float = 1e-5) -> dict:
@@ -64,26 +71,50 @@ def reference_check(device: torch.device, rtol: float = 1e-4, atol: float = 1e-5
                     failures.append(f"{name} {what}: max |error| {float(err.max()):.3g}")
     return dict(ok=not failures, detail='; '.join(failures) or f"max |error| {worst:.2e} (rtol {rtol:g}, atol {atol:g})")
 
+# %% ../../nbs/51_gpu_check.ipynb #a3240c30
+def scaler_expected(start: dict, skipped: Sequence[bool]) -> dict:
+    "The `scale` and `_growth_tracker` a `GradScaler` whose state was `start` (its `state_dict`) must hold after steps that found an inf where `skipped` says."
+    scale, tracker = start['scale'], start['_growth_tracker']
+    for s in skipped:
+        if s: scale, tracker = scale * start['backoff_factor'], 0
+        else:
+            tracker += 1
+            if tracker == start['growth_interval']: scale, tracker = scale * start['growth_factor'], 0
+    return dict(scale=scale, _growth_tracker=tracker)
+
 # %% ../../nbs/51_gpu_check.ipynb #70752a6e
-def training_check(device: torch.device, amp: str, size: dict, folder: Path, steps: int = 20, cls_only: int = 5) -> dict:
-    "`steps` of `train_step` under `--amp amp` on fixed batches (the first `cls_only` without pseudo labels): finite terms, falling loss."
+def learning_check(device: torch.device, amp: str, size: dict, folder: Path, steps: int = 8, lr: float = 5e-4,
+                   min_fall: float = 0.01, clip_grad: float = 5.0) -> dict:
+    """`steps` of `train_step` (pseudo labels on) under `--amp amp` on ONE fixed batch: the loss terms finite, the
+    classification loss on that batch down by `min_fall` (a fraction), the weights moved by at least `lr` (root mean
+    square over all of them, one AdamW step's size), and the loss scaler's scale and growth tracker where its rules
+    (`scaler_expected`) put them after the steps it skipped (an inf gradient: a skipped step is no failure)."""
     if amp == 'bf16' and not native_bf16(device): return dict(ok=None, detail=f"skipped: {device} has no native bf16")
     batches, K = _batches(size, folder, device)
+    images, labels = batches[0]
     dtype, scaler = amp_setup(device, amp)
-    with isolated_rng(0): model = ClusterCAM(K, img_size=size['input'], drop_path_rate=0., **size['model']).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
-    par = PAR().to(device)
-    terms = []
+    model, par = _model(K, size, device), PAR().to(device)
+    start = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    scaler_start = scaler.state_dict() if scaler is not None else None
     with backend_flags(dtype):
-        for i in range(steps):
-            images, labels = batches[i % len(batches)]
-            terms.append(train_step(model, images, labels, opt, par=par, scaler=scaler, amp_dtype=dtype, segment=i >= cls_only,
-                                    clip_grad=5.0))
-    finite = all(math.isfinite(v) for t in terms for v in t.values())
-    first, last = (sum(t['cls'] for t in part) / len(part) for part in (terms[:cls_only], terms[-cls_only:]))
-    ok = finite and last < first and terms[-1]['seg'] > 0
-    return dict(ok=ok, detail=f"{'finite' if finite else 'NON-FINITE'} terms; cls loss {first:.4f} -> {last:.4f}"
-                              + (f"; loss scale {scaler.get_scale():g}" if scaler is not None else ''))
+        terms = [train_step(model, images, labels, opt, par=par, scaler=scaler, amp_dtype=dtype, clip_grad=clip_grad) for _ in range(steps)]
+    finite = all(math.isfinite(t[k]) for t in terms for k in ('loss', 'cls', 'pat', 'seg'))   # not grad_norm: inf on a skipped step
+    first, last = terms[0]['cls'], terms[-1]['cls']
+    moved = float(torch.cat([(p.detach().float() - s.float()).flatten() for p, s in zip(model.parameters(), start)]).pow(2).mean().sqrt())
+    ok = finite and last <= (1 - min_fall) * first and moved >= lr
+    detail = (f"{'finite' if finite else 'NON-FINITE'} losses; cls loss on one batch {first:.4f} -> {last:.4f} (needs -{min_fall:.0%}); "
+              f"weights moved {moved:.2e} rms (needs >= {lr:g})")
+    out = dict(cls_first=first, cls_last=last, moved_rms=moved)
+    if scaler is not None:
+        skipped = [not math.isfinite(t['grad_norm']) for t in terms]
+        want, got = scaler_expected(scaler_start, skipped), scaler.state_dict()
+        agree = all(got[k] == want[k] for k in want)
+        ok = ok and agree
+        detail += (f"; loss scale {got['scale']:g}, growth tracker {got['_growth_tracker']}, {sum(skipped)} of {steps} steps skipped"
+                   + ('' if agree else f" (the scaler's rules give scale {want['scale']:g}, tracker {want['_growth_tracker']})"))
+        out.update(loss_scale=got['scale'], growth_tracker=got['_growth_tracker'], skipped_steps=sum(skipped))
+    return dict(ok=ok, detail=detail, **out)
 
 # %% ../../nbs/51_gpu_check.ipynb #bb60d1b8
 def _tiny_run(size: dict) -> dict:
@@ -91,113 +122,217 @@ def _tiny_run(size: dict) -> dict:
                 warmup_epochs=0, num_workers=0, log_every=0, progress=False, val_split='none', save_epochs=False, scales=(1.0,),
                 drop_path=0.1, par_iters=3, **{k: v for k, v in size['model'].items()})
 
-def resume_check(device: torch.device, size: dict, folder: Path, stop: int = 3, amp: str = 'off') -> dict:
-    "A short run stopped after `stop` steps and resumed, against the same run straight through: same end, close weights."
+class StepSize(Callback):
+    "The largest change of a weight in the step that follows step `at` (`size`): what a resume at `at` must reproduce to well below."
+    def __init__(self, at: int): self.at, self.size, self.before = at, None, None
+    def before_batch(self, learn):
+        if learn.step == self.at: self.before = [p.detach().clone() for p in learn.net.parameters()]
+    def after_batch(self, learn):
+        if self.before is None: return
+        self.size = max(float((p.detach().float() - b.float()).abs().max()) for p, b in zip(learn.net.parameters(), self.before))
+        self.before = None
+
+# %% ../../nbs/51_gpu_check.ipynb #b74bdd35
+def resume_check(device: torch.device, size: dict, folder: Path, stop: int = 3, amp: str = 'off', rel_tol: float = 0.1) -> dict:
+    """A short `train.train` run under `--amp amp` stopped after `stop` steps and resumed, against the same run straight
+    through: the same end step, weights that differ by less than `rel_tol` of the size of one update at the resume
+    point (the largest change of a weight in step `stop + 1`), the same loss-scaler state, and the CUDA random state kept."""
     data = make_synthetic_voc(folder/'data', n_train=2 * size['batch'], n_val=2, size=size['input'], seed=0)
     run = dict(data_path=str(data), device=str(device), amp=amp, deterministic=True, **_tiny_run(size))
+    step = StepSize(stop)
     with contextlib.redirect_stdout(io.StringIO()):          # the runs' own epoch lines: not part of the report
-        train(output_dir=str(folder/'straight'), **run)
+        train(output_dir=str(folder/'straight'), cbs=[step], **run)
         train(output_dir=str(folder/'stopped'), stop_at_step=stop, **run)
         with_rng = torch.load(folder/'stopped'/'checkpoint_last.pth', weights_only=True)['rng'][0]
         train(output_dir=str(folder/'stopped'), resume='auto', **run)
     a, b = (torch.load(folder/d/'checkpoint_last.pth', weights_only=True) for d in ('straight', 'stopped'))
     diff = max(float((a['model'][k].float() - b['model'][k].float()).abs().max()) for k in a['model'])
+    tol = rel_tol * step.size
     cuda_rng = device.type != 'cuda' or 'cuda' in with_rng
-    tol = 0. if device.type == 'cpu' else 1e-3
-    ok = a['step'] == b['step'] and diff <= tol and cuda_rng
-    return dict(ok=ok, detail=f"step {b['step']} of {a['step']}; max |weight difference| {diff:.3g} (allowed {tol:g})"
-                              + ('' if cuda_rng else '; the checkpoint lacks the CUDA random state'))
+    scaler_ok = (a.get('scaler') or {}) == (b.get('scaler') or {})
+    ok = a['step'] == b['step'] and diff < tol and cuda_rng and scaler_ok
+    detail = (f"step {b['step']} of {a['step']}; max |weight difference| {diff:.3g}, allowed < {tol:.3g} "
+              f"({rel_tol:g} of one update at step {stop + 1}, {step.size:.3g})")
+    if a.get('scaler'):
+        detail += '; loss scaler ' + ('the same' if scaler_ok else f"DIFFERS: {b.get('scaler')} resumed, {a['scaler']} straight")
+    return dict(ok=ok, detail=detail + ('' if cuda_rng else '; the checkpoint lacks the CUDA random state'), weight_difference=diff,
+                update_size=step.size)
+
+# %% ../../nbs/51_gpu_check.ipynb #d2473c13
+class LoaderProbe(Callback):
+    "What the run's training loader is (workers, pinned memory, persistent workers) and whether its first batch came pinned."
+    def before_fit(self, learn):
+        dl = learn.loader
+        self.facts = dict(workers=dl.num_workers, pin_memory=dl.pin_memory, persistent_workers=dl.persistent_workers, batch_pinned=None)
+    def before_batch(self, learn):
+        if self.facts['batch_pinned'] is None: self.facts['batch_pinned'] = bool(learn.batch_data[0].is_pinned())
+
+def learner_check(device: torch.device, size: dict, folder: Path, workers: int = 2) -> dict:
+    """A two-epoch `train.train` run on `device` through the real `Learner`: a DataLoader with `workers` processes (pinned
+    memory on CUDA), `--amp auto`, and validation (`evaluate`) on the device after each epoch: finite losses, an mIoU
+    and mAP in [0, 1], the loader as asked."""
+    data = make_synthetic_voc(folder/'data', n_train=2 * size['batch'], n_val=3, size=size['input'], seed=0)
+    probe = LoaderProbe()
+    run = {**_tiny_run(size), 'num_workers': workers, 'val_split': 'val'}
+    with contextlib.redirect_stdout(io.StringIO()): train(data_path=str(data), output_dir=str(folder/'run'), device=str(device), cbs=[probe], **run)
+    epochs = [json.loads(l) for l in (folder/'run'/'metrics.jsonl').read_text().splitlines() if '"kind": "epoch"' in l]
+    finite = all(math.isfinite(e[k]) for e in epochs for k in ('loss', 'cls', 'pat', 'seg'))
+    scores = [e.get('val_map') for e in epochs] + [epochs[-1].get('val_miou') if epochs else None]   # no mIoU before the decoder trains
+    valid = all(s is not None and 0 <= s <= 1 for s in scores)
+    f, pinned = probe.facts, device.type == 'cuda'
+    loader_ok = f['workers'] == workers and f['pin_memory'] == pinned and f['batch_pinned'] == pinned and f['persistent_workers']
+    ok = len(epochs) == 2 and finite and valid and loader_ok
+    return dict(ok=ok, detail=f"{len(epochs)} epochs, losses {'finite' if finite else 'NON-FINITE'}; val mIoU {scores[-1]}, "
+                              f"mAP {scores[-2]}; loader: {f['workers']} workers, pinned {f['batch_pinned']}, "
+                              f"persistent {f['persistent_workers']}" + ('' if loader_ok else ' (NOT AS ASKED)'))
+
+# %% ../../nbs/51_gpu_check.ipynb #cc2c1b75
+def inference_check(device: torch.device, size: dict, folder: Path, n_images: int = 3, max_differ: float = 0.01) -> dict:
+    """`infer.evaluate_split` (3 scales, flipped too, with and without the CRF) of a few validation images on `device`
+    and on the CPU, fp32: the confusion matrices of each variant differ in at most `max_differ` of the pixels."""
+    data = make_synthetic_voc(folder/'data', n_train=2, n_val=n_images, size=size['input'], seed=0)
+    ds = get_dataset('synthetic', data, 'val', kind='val', size=size['input'])
+    model = _model(ds.num_classes, size, torch.device('cpu')).eval()
+    kw = dict(scales=(1.0, 0.75, 1.25), flip=True, crf='both', workers=0, progress=False)
+    with backend_flags(None):
+        ours = evaluate_split(copy.deepcopy(model).to(device), ds, **kw)
+        cpu = evaluate_split(model, ds, **kw)
+    worst, parts = 0., []
+    for v, cm in cpu.matrices.items():
+        a, b = cm.counts.double(), ours.matrices[v].counts.double()
+        frac = float((a - b).abs().sum() / 2 / a.sum())       # pixels that moved to another cell, at least
+        worst = max(worst, frac); parts.append(f"{v}: {frac:.2%} of pixels differ")
+    return dict(ok=worst <= max_differ, detail=f"{n_images} images against the CPU: " + ', '.join(parts) + f" (allowed {max_differ:.0%})")
 
 # %% ../../nbs/51_gpu_check.ipynb #283772b6
-def ddp_check(device: torch.device, size: dict, folder: Path, force: bool = False) -> dict:
-    "A two-process torchrun training run (when two GPUs are visible, or `force`): status 0 and finite losses."
-    if not force and not (device.type == 'cuda' and torch.cuda.device_count() >= 2):
-        return dict(ok=None, detail=f"skipped: {torch.cuda.device_count() if device.type == 'cuda' else 0} GPU(s) visible, 2 needed")
+def ddp_check(device: torch.device, size: dict, folder: Path, force: bool = False, rel_tol: float = 0.1) -> dict:
+    """One process with batch 2B against `torchrun` with two processes of batch B (the same global batches), fp32, no
+    stochastic depth: the same end step and weights within `rel_tol` of one update. On NCCL when two GPUs are visible;
+    with `force` and fewer, on the CPU with gloo; else skipped."""
+    gpus = torch.cuda.device_count() if device.type == 'cuda' else 0
+    if gpus < 2 and not force: return dict(ok=None, detail=f"skipped: {gpus} GPU(s) visible, 2 needed (--ddp: gloo on the CPU)")
+    where = 'cuda' if gpus >= 2 else 'cpu'
     data = make_synthetic_voc(folder/'data', n_train=4 * size['batch'], n_val=2, size=size['input'], seed=0)
-    args = ['--data-path', str(data), '--output-dir', str(folder/'ddp'), '--device', device.type]
-    for k, v in _tiny_run(size).items():
+    run = {**_tiny_run(size), 'drop_path': 0., 'amp': 'off', 'data_path': str(data)}
+    step = StepSize(3)
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(output_dir=str(folder/'one'), device=str(device) if where == 'cuda' else 'cpu', cbs=[step], **{**run, 'batch_size': 2 * size['batch']})
+    args = ['--output-dir', str(folder/'two'), '--device', where]
+    for k, v in run.items():
         args += [f"--{k.replace('_', '-')}", *(map(str, v) if isinstance(v, tuple) else ['none' if v is None else str(v)])]
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join(filter(None, [str(repo_root() or ''), os.environ.get('PYTHONPATH')]))}
-    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'): env.pop(k, None)
+    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'): env.pop(k, None)
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', '-m', 'clustercam.train', *args],
                        capture_output=True, text=True, env=env, timeout=600)
-    if r.returncode != 0: return dict(ok=False, detail=f"status {r.returncode}: {r.stderr.strip().splitlines()[-1:] or ''}")
-    epochs = [json.loads(l) for l in (folder/'ddp'/'metrics.jsonl').read_text().splitlines() if '"kind": "epoch"' in l]
-    finite = all(math.isfinite(e[k]) for e in epochs for k in ('loss', 'cls', 'pat', 'seg'))
-    return dict(ok=finite and len(epochs) == 2, detail=f"2 ranks, {len(epochs)} epochs, losses {'finite' if finite else 'NON-FINITE'}")
+    if r.returncode != 0: return dict(ok=False, detail=f"torchrun status {r.returncode}: {r.stderr.strip().splitlines()[-1:] or ''}")
+    a, b = (torch.load(folder/d/'checkpoint_last.pth', weights_only=True, map_location='cpu') for d in ('one', 'two'))
+    diff = max(float((a['model'][k].float() - b['model'][k].float()).abs().max()) for k in a['model'])
+    tol = rel_tol * step.size
+    ok = a['step'] == b['step'] and len(b['rng']) == 2 and diff < tol
+    backend = 'nccl' if where == 'cuda' else 'gloo on the CPU'
+    return dict(ok=ok, detail=f"2 processes ({backend}) against 1: step {b['step']} of {a['step']}; max |weight difference| {diff:.3g}, "
+                              f"allowed < {tol:.3g} ({rel_tol:g} of one update)")
 
 # %% ../../nbs/51_gpu_check.ipynb #2d2ed8b0
 def throughput(device: torch.device, size: dict, folder: Path, amps=('off', 'fp16', 'bf16'), repeats: int = 5) -> list[dict]:
-    "Images per second of a training step (pseudo labels included) and of the 3-scale CAMs, per precision."
+    "Images per second and peak memory (CUDA; MB) of a training step (pseudo labels included) and of the 3-scale CAMs, per precision, at the size's batch and input."
     batches, K = _batches(size, folder, device)
     images, labels = batches[0]
     rows = []
     for amp in amps:
         if amp == 'bf16' and not native_bf16(device): continue
         dtype, scaler = amp_setup(device, amp)
-        with isolated_rng(0): model = ClusterCAM(K, img_size=size['input'], drop_path_rate=0., **size['model']).to(device)
-        opt, par = torch.optim.AdamW(model.parameters(), lr=1e-5), PAR().to(device)
+        model, par = _model(K, size, device), PAR().to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
         jobs = {'train step': lambda: train_step(model, images, labels, opt, par=par, scaler=scaler, amp_dtype=dtype),
                 'CAMs (3 scales)': lambda: multiscale_cams(model, images, (1.0, 0.75, 1.25))}
         with backend_flags(dtype):
             for what, job in jobs.items():
+                if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
                 with autocast(device, dtype if what.startswith('CAMs') else None): job()       # warm-up (and cuDNN's choices)
                 synchronize(device); t0 = time.perf_counter()
                 for _ in range(repeats):
                     with autocast(device, dtype if what.startswith('CAMs') else None): job()
                 synchronize(device)
-                rows.append(dict(task=what, amp=amp, images_per_s=repeats * len(images) / (time.perf_counter() - t0)))
+                peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else None
+                rows.append(dict(task=what, amp=amp, images_per_s=repeats * len(images) / (time.perf_counter() - t0), peak_mb=peak))
+        del model, opt
     return rows
 
+def against_reference(device: torch.device, size_name: str, reference_dir, amp: str = 'fp16') -> dict:
+    """`bench.bench`'s training step and CAMs, ours (under `amp`) and the authors' code in `reference_dir` (fp32), at the
+    size's batch and input; the network is DeiT-S at every size (the authors' code builds no other)."""
+    spec = SIZES[size_name]
+    return bench('deit-s', str(device), batch=spec['batch'], size=spec['input'], tasks=('train', 'cams'), repeats=3,
+                 reference_dir=reference_dir, flops=False, verbose=False, amp=amp)
+
 # %% ../../nbs/51_gpu_check.ipynb #dd0bc693
-def gpu_check(device: str | None = 'cuda', size: str = 'full', ddp: bool = False, out: str | os.PathLike | None = None) -> dict:
-    "Every check on `device` at `size` ('full' or 'tiny'); `{'checks': {name: {ok, detail, seconds}}, 'throughput': [...], 'ok'}`."
+def gpu_check(device: str | None = 'cuda', size: str = 'full', ddp: bool = False, out: str | os.PathLike | None = None,
+              reference_dir: str | os.PathLike | None = None) -> dict:
+    """Every check on `device` at `size` ('full' or 'tiny'), the throughput, and the authors' code beside ours when
+    `reference_dir` is given; `{'checks': {name: {ok, detail, seconds}}, 'summary': {'passed', 'skipped', 'failed'}, 'ok', ...}`.
+    A check's `ok` is True, False, or None (skipped, with the reason in `detail`); `ok` is True when none failed."""
     if size not in SIZES: raise ValueError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
-    dev, spec = get_device(device), SIZES[size]
+    dev, spec, tiny = get_device(device), SIZES[size], SIZES['tiny']
     if dev.type == 'cuda' and dev.index is not None: torch.cuda.set_device(dev)
     checks = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, fn in [('reference (fp32, TF32 off)', lambda: reference_check(dev)),
-                         ('train fp16 (loss scaler)', lambda: training_check(dev, 'fp16', spec, tmp/'fp16')),
-                         ('train bf16', lambda: training_check(dev, 'bf16', spec, tmp/'bf16')),
-                         ('resume', lambda: resume_check(dev, SIZES['tiny'], tmp/'resume')),
-                         ('ddp (2 processes)', lambda: ddp_check(dev, SIZES['tiny'], tmp/'ddp', force=ddp))]:
+                         ('learns fp32', lambda: learning_check(dev, 'off', spec, tmp/'fp32')),
+                         ('learns fp16 (loss scaler)', lambda: learning_check(dev, 'fp16', spec, tmp/'fp16')),
+                         ('learns bf16', lambda: learning_check(dev, 'bf16', spec, tmp/'bf16')),
+                         ('resume fp32', lambda: resume_check(dev, tiny, tmp/'resume32', amp='off')),
+                         ('resume fp16 (loss scaler)', lambda: resume_check(dev, tiny, tmp/'resume16', amp='fp16')),
+                         ('Learner, DataLoader, evaluate', lambda: learner_check(dev, tiny, tmp/'learner')),
+                         ('inference vs CPU (CRF)', lambda: inference_check(dev, tiny, tmp/'infer')),
+                         ('ddp (1 vs 2 processes)', lambda: ddp_check(dev, tiny, tmp/'ddp', force=ddp))]:
             t0 = time.perf_counter()
-            try: res = fn()
-            except Exception as e: res = dict(ok=False, detail=f"{type(e).__name__}: {e}")
-            checks[name] = {**res, 'seconds': round(time.perf_counter() - t0, 1)}
+            try: r = fn()
+            except Exception as e: r = dict(ok=False, detail=f"{type(e).__name__}: {e}")
+            checks[name] = {**r, 'seconds': round(time.perf_counter() - t0, 1)}
         speed = throughput(dev, spec, tmp/'speed')
-    name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'
-    res = dict(device=str(dev), device_name=name, torch=torch.__version__, size=size, checks=checks, throughput=speed,
-               ok=all(c['ok'] is not False for c in checks.values()))
+    ref = against_reference(dev, size, reference_dir, amp='fp16' if dev.type == 'cuda' else 'off') if reference_dir else None
+    summary = {k: [n for n, c in checks.items() if c['ok'] is v] for k, v in (('passed', True), ('skipped', None), ('failed', False))}
+    res = dict(device=str(dev), device_name=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU', torch=torch.__version__,
+               size=size, checks=checks, summary=summary, throughput=speed, reference=ref, ok=not summary['failed'])
     if out: atomic_write_json(out, res)
     return res
 
+# %% ../../nbs/51_gpu_check.ipynb #2d456a09
 def report(res: dict) -> str:
-    "The checks and the throughput as a plain-text table."
+    "The checks, the throughput (and the authors' code beside ours) as plain text, ending with the summary line."
     mark = {True: 'pass', False: 'FAIL', None: 'skip'}
     w = max(len(k) for k in res['checks'])
     lines = [f"clustercam GPU check on {res['device']} ({res['device_name']}), torch {res['torch']}, size {res['size']}"]
     lines += [f"  {k.ljust(w)}  {mark[c['ok']]}  {c['seconds']:6.1f} s  {c['detail']}" for k, c in res['checks'].items()]
-    lines += ['', '  throughput (images/s)'] + [f"  {r['task'].ljust(w)}  {r['amp']:>4}  {r['images_per_s']:8.1f}" for r in res['throughput']]
-    lines += ['', 'all checks passed' if res['ok'] else 'SOME CHECKS FAILED']
+    lines += ['', '  throughput (images/s) and peak memory (MB, CUDA)']
+    lines += [f"  {r['task'].ljust(w)}  {r['amp']:>4}  {r['images_per_s']:8.1f}  {'-' if r['peak_mb'] is None else round(r['peak_mb'])}"
+              for r in res['throughput']]
+    if res.get('reference'):
+        lines += ['', "  against the authors' code (clustercam_bench)", table(res['reference'])]
+    s = {k: len(v) for k, v in res['summary'].items()}
+    lines += ['', f"{s['passed']} passed, {s['skipped']} skipped, {s['failed']} failed: "
+                  + ('SOME CHECKS FAILED' if s['failed'] else 'no check failed' + (' (skipped ones prove nothing)' if s['skipped'] else ''))]
     return '\n'.join(lines)
 
 # %% ../../nbs/51_gpu_check.ipynb #7a436270
 @cli
 def clustercam_gpu_check(
     device: Param("the GPU to check (cuda, cuda:1, ...), or cpu to run the checks on the CPU", str) = 'cuda',
-    size: Param("full (the published network at 448 px) or tiny (the tests' network at 64 px)", str) = 'full',
-    ddp: Param("run the two-process check even without two GPUs (gloo on the CPU)", bool) = False,
+    size: Param("full (the VOC preset's network, batch and 448 px crop) or tiny (the tests' network at 64 px)", str) = 'full',
+    ddp: Param("run the two-process check even without two GPUs: gloo on the CPU", bool) = False,
+    reference_dir: Param("a checkout of the authors' code: time it beside ours (clustercam_bench's train and cams)", str) = None,
     out: Param("JSON file for the results (none: not written)", str) = 'gpu_check.json',
 ):
-    "Check this machine's GPU: the network and CAMs against the reference fixtures, fp16/bf16 training, resume, DDP, throughput. Exits 0 when all pass, 1 when one fails, 77 without CUDA."
+    "Check this machine's GPU: the network against the reference fixtures, learning in fp32/fp16/bf16, resume, the Learner, inference, DDP, throughput. Exits 0 when no check fails (skipped ones are listed as such), 1 when one fails, 77 without CUDA."
     if str(device).startswith('cuda') and not torch.cuda.is_available():
         print("clustercam_gpu_check: no CUDA device here (torch.cuda.is_available() is False); run it on a machine with a GPU, "
               "or pass --device cpu to run the checks on the CPU", file=sys.stderr)
         sys.exit(EXIT_NO_CUDA)
-    res = gpu_check(device, size, ddp, None if str(out).lower() == 'none' else out)
+    if reference_dir is not None and not Path(reference_dir).is_dir():
+        print(f"clustercam_gpu_check: --reference-dir {reference_dir!r} is not a folder", file=sys.stderr); sys.exit(2)
+    res = gpu_check(device, size, ddp, None if str(out).lower() == 'none' else out, reference_dir)
     print(report(res))
     if not res['ok']: sys.exit(1)
 

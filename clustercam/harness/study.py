@@ -34,9 +34,9 @@ from concurrent.futures import ProcessPoolExecutor
 # %% auto #0
 __all__ = ['STUDY_DATA', 'QUICK_STUDY_DATA', 'STUDY_ARMS', 'STUDY_SWEEP', 'CAM_SCALES', 'MEASURES', 'STUDY_CONDITIONS',
            'QUICK_BACKBONE', 'CLUSTER_IMAGES', 'GOAL_POINTS', 'CLUSTERING_ROWS', 'PILOT_WIDTHS', 'CamTally',
-           'cam_measures', 'patch_labels', 'clustering_measures', 'study_run', 'study_figure', 'study_results',
-           'mean_sd', 'goal', 'sweep_figure', 'clustering_table', 'write_study_report', 'run_study', 'clustercam_study',
-           'entropy_pilot']
+           'cam_measures', 'patch_labels', 'clustering_measures', 'study_run', 'arm_maps', 'study_figure',
+           'study_results', 'mean_sd', 'goal', 'sweep_figure', 'clustering_table', 'write_study_report', 'run_study',
+           'clustercam_study', 'entropy_pilot']
 
 # %% ../../nbs/44_study.ipynb #1b355252
 STUDY_DATA = {**DEMO_DATA, 'world': 'parts'}
@@ -216,14 +216,29 @@ def study_run(arm: str, seed: int, data: Path, out: Path, quick: bool = False, t
 
 # %% ../../nbs/44_study.ipynb #937ea4af
 @torch.no_grad()
-def _patch_to_class(net, x: torch.Tensor, k: int) -> np.ndarray:
-    "Class `k`'s attention to the patches in the last block, head mean, on the token grid (plain or clustering block)."
-    feats = net.forward_features(x)
-    return feats.class_attention[-1].mean(1)[0, k].reshape(feats.grid).float().cpu().numpy()
+def _patch_to_class(net, x: torch.Tensor, k: int) -> torch.Tensor:
+    "Class `k`'s attention to the patches in the last block, head mean, on the token grid (plain or clustering block), on the CPU."
+    feats = net.forward_features(x.to(next(net.parameters()).device))
+    return feats.class_attention[-1].mean(1)[0, k].reshape(feats.grid).float().cpu()
 
 def _up(a, hw) -> np.ndarray:
     a = torch.as_tensor(np.asarray(a, np.float32))[None, None]
     return F.interpolate(a, size=hw, mode='bilinear', align_corners=False)[0, 0].numpy()
+
+@torch.no_grad()
+def arm_maps(m, rgb: np.ndarray, k: int, scale: float, scales=CAM_SCALES, refine: bool = False) -> list[torch.Tensor]:
+    """One arm's maps of class `k` for the uint8 image `rgb` at the training scale `scale`, on the CPU: patch-to-class
+    attention, cluster-to-class attention (with clustering blocks), both on the token grid, and the CAM (H,W)."""
+    hw = rgb.shape[:2]
+    x = to_normalized(rgb)[None]
+    x = F.interpolate(x, size=(max(2 * m.patch_size, round(hw[0] * scale)), max(2 * m.patch_size, round(hw[1] * scale))),
+                      mode='bilinear', align_corners=False)
+    m.eval()
+    if not m.st_depth: grids = [_patch_to_class(m, x, k)]
+    else:
+        maps = attention_maps(m, x[0])
+        grids = [maps['patch_to_class'][k].float().cpu(), maps['cluster_to_class'][k].float().cpu()]
+    return grids + [training_scale_cams(m, rgb, scale, scales, refine)[k]]
 
 def study_figure(models: dict, dataset, parts_dir: str | os.PathLike, indices, scale: float, scales=CAM_SCALES,
                  refine: bool = False, path=None, size: float = 1.7):
@@ -241,13 +256,8 @@ def study_figure(models: dict, dataset, parts_dir: str | os.PathLike, indices, s
         gt_rgb = _mask_rgb(gt).astype(np.float32); gt_rgb[part == PART_MARK] = 0.35 * gt_rgb[part == PART_MARK] + 0.65 * 255
         col = [rgb, gt_rgb.astype(np.uint8)]
         for label, m in models.items():
-            x = to_normalized(rgb)[None]
-            x = F.interpolate(x, size=(max(2 * m.patch_size, round(hw[0] * scale)), max(2 * m.patch_size, round(hw[1] * scale))),
-                              mode='bilinear', align_corners=False)
-            m.eval()
-            col.append(overlay(rgb, _up(_patch_to_class(m, x, k) if not m.st_depth else attention_maps(m, x[0])['patch_to_class'][k], hw)))
-            if m.st_depth: col.append(overlay(rgb, _up(attention_maps(m, x[0])['cluster_to_class'][k], hw)))
-            col.append(overlay(rgb, training_scale_cams(m, rgb, scale, scales, refine)[k].numpy()))
+            *grids, cam = arm_maps(m, rgb, k, scale, scales, refine)
+            col += [overlay(rgb, _up(g, hw)) for g in grids] + [overlay(rgb, cam.numpy())]
         for r, pic in enumerate(col): axes[r, j].imshow(pic)
         axes[0, j].set_title(dataset.classes[k], fontsize=9)
     for r, name in enumerate(rows): axes[r, 0].set_ylabel(name, fontsize=8)
