@@ -4,7 +4,7 @@
 
 # %% ../nbs/41_cams.ipynb #b093b2f8
 from __future__ import annotations
-import math, os, sys, time
+import dataclasses, math, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +19,7 @@ from .data import get_dataset, save_mask
 from .infer import SegResults, FullResolution, ticker
 from .checkpoint import model_from_checkpoint
 from .crf import dense_crf
+from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 
 # %% auto #0
 __all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'cam_labels', 'CamScores', 'cams_for_split', 'cams_report',
@@ -144,7 +145,7 @@ class CamsConfig:
     delta: float = option(0.1, "half-width of the unlabelled band of the masks")
     sweep: tuple[float, ...] = option(DEFAULT_SWEEP, "thresholds of the seed sweep")
     crf: bool = option(False, "also refine the seeds with a dense CRF (mask_crfs/)")
-    npy: bool = option(True, "save the CAMs as NPY")
+    npy: bool = option(False, "also save the CAMs (cams/NAME.npy: float16, the present classes only); the label maps are PNGs either way")
     n_layers: int = option(3, "last blocks whose attention weights the CAMs")
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks")
     device: str | None = option(None, "cpu, cuda, ...; none: CUDA when available")
@@ -163,13 +164,19 @@ def clustercam_cams(**given):
     model, info = model_from_checkpoint(c.weights, ds.num_classes, c.num_heads, c.device, trusted=c.trust_checkpoint)
     refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine
     res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npy, c.limit, c.progress, refine)
-    text = cams_report(res)
+    values = {k: v for k, v in dataclasses.asdict(c).items() if k != 'progress'}
+    command = command_line('clustercam_cams', values, dataclasses.asdict(CamsConfig()), first=('weights', 'data_path', 'dataset', 'split'))
+    label = result_label('CAM seeds (threshold sweep and bg_thr) and pseudo labels (PAR' + (', and dense CRF)' if c.crf else ')'),
+                         f"{c.dataset} {c.split}", res['images'], checkpoint_label(info, c.weights), command,
+                         scales=c.scales, flip=True, crf=['crf'] if c.crf else None, bg_thr=c.bg_thr, delta=c.delta, refine=refine)
+    text = f"{label_text(label)}\n\nReproduce: `{command}`\n\n" + cams_report(res)
     print(text)
     if c.out is not None:
         js = {k: v for k, v in res.items() if k != 'results'}
         js['sweep'] = {f'{t:.2f}': m for t, m in (res['sweep'] or {}).items()} or None
         if res['results'] is not None: js.update(res['results'].to_dict())
-        atomic_write_json(Path(c.out)/'cams.json', {**js, 'weights': str(c.weights), 'split': c.split})
+        atomic_write_json(Path(c.out)/'cams.json', {**js, 'weights': str(c.weights), 'split': c.split, 'label': label})
         atomic_write_text(Path(c.out)/'cams.md', text)
+        write_run_record(c.out, 'cams', dataclasses.asdict(c), command, label=label)
         print(f"labels and CAMs under {c.out}; results in {Path(c.out)/'cams.md'}")
     return res

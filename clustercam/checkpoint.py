@@ -213,7 +213,8 @@ def model_from_checkpoint(weights, num_classes: int | None = None, num_heads: in
     model = ClusterCAM(**arch, drop_path_rate=0., clustering_block=cfg.get('clustering_block'),
                        decoder_dilation=cfg.get('decoder_dilation', 5))
     load_checkpoint(model, ck)
-    info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou') if k in ck}, 'config': cfg}
+    info = {'arch': arch, **{k: ck[k] for k in ('epoch', 'step', 'miou', 'batch', 'selected') if k in ck}, 'config': cfg,
+            'training_state': 'optimizer' in ck}   # what the weights are: record.checkpoint_label
     return model.to(get_device(device)).eval(), info
 
 # %% ../nbs/15_checkpoint.ipynb #ec901fcd

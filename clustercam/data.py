@@ -439,13 +439,21 @@ def voc_dataset(root: str | os.PathLike, split: str = 'train_aug', kind: str = '
     voc = find_voc_root(root); classes = voc_classes(voc)
     names, wheres = voc_split(voc, split, list_dir, sbd_root)
     cands = [voc/'cls_labels.npy', voc.parent/'cls_labels.npy'] + ([Path(list_dir)/'cls_labels.npy'] if list_dir else [])
-    table, source = _find_label_table(labels, cands, 'VOC')
-    if table is None: table, source = voc_labels_from_xml(voc, names, classes, wheres), f"{voc/'Annotations'}"
-    names, wheres, lab, skipped = _labels_skipping(table, names, wheres, len(classes), source, skip_bad)
     mdir = Path(mask_dir) if mask_dir is not None else voc_mask_dir(voc)
+    # a split none of whose masks exist (VOC's test) has no ground truth
     masks = [mdir/f'{n}.png' for n in names] if mdir is not None and mdir.is_dir() else None
+    if masks is not None and not any(m.is_file() for m in masks): masks = None
     if kind in ('val', 'eval') and masks is None:
-        raise DataError(f"VOC split {split!r}: kind={kind!r} needs masks, but {mdir or voc/'SegmentationClass[Aug]'} is not a folder")
+        raise DataError(f"VOC split {split!r}: kind={kind!r} needs masks, but {mdir or voc/'SegmentationClass[Aug]'} is not a folder"
+                        + (" holding this split's masks" if mdir is not None and mdir.is_dir() else ''))
+    try:
+        table, source = _find_label_table(labels, cands, 'VOC')
+        if table is None: table, source = voc_labels_from_xml(voc, names, classes, wheres), f"{voc/'Annotations'}"
+        names, wheres, lab, skipped = _labels_skipping(table, names, wheres, len(classes), source, skip_bad)
+    except DataError:   # predicting a split without ground truth needs no image labels either
+        if kind != 'infer' or masks is not None: raise
+        lab, skipped = np.zeros((len(names), len(classes)), np.float32), []
+    if masks is not None: masks = [mdir/f'{n}.png' for n in names]   # the names with labels
     return WSSSDataset(names, [voc/'JPEGImages'/f'{n}.jpg' for n in names], lab, classes, masks, wheres, kind, size,
                        transform, resize_ratio, skip_bad, f"VOC {voc} {split}", skipped)
 

@@ -5,7 +5,7 @@
 # %% ../nbs/40_infer.ipynb #2d4055dc
 from __future__ import annotations
 import concurrent.futures as cf
-import contextlib, copy, json, math, multiprocessing as mp, os, queue, sys, time
+import contextlib, copy, dataclasses, json, math, multiprocessing as mp, os, queue, shutil, sys, tarfile, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -19,6 +19,7 @@ from .device import autocast, autocast_dtype
 from .config import option, config_values, config_cli
 from .model import ClusterCAM
 from .checkpoint import model_from_checkpoint
+from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 from .refine import model_mode
 from .metrics import ConfusionMatrix
 from .data import get_dataset, save_mask, to_normalized_tensor, VOC_PALETTE, DataError
@@ -26,10 +27,11 @@ from .distributed import DistEnv, init_distributed, close_distributed, gather_ob
 from .crf import dense_crf
 
 # %% auto #0
-__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'PICTURE_SUFFIXES', 'predict_probs', 'SegResults', 'FullResolution', 'predictions',
-           'default_workers', 'CRFPool', 'label_maps', 'Scores', 'ticker', 'evaluate_split', 'merge_results',
-           'picture_files', 'read_picture', 'fit_within', 'Pictures', 'overlay', 'predict_folder', 'InferConfig',
-           'infer_split', 'infer_pictures', 'clustercam_infer']
+__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'PROBS_MODES', 'PICTURE_SUFFIXES', 'VOC_SERVER_DIR', 'predict_probs', 'SegResults',
+           'FullResolution', 'predictions', 'default_workers', 'CRFPool', 'label_maps', 'Scores', 'save_probs',
+           'ticker', 'evaluate_split', 'merge_results', 'picture_files', 'read_picture', 'fit_within', 'Pictures',
+           'overlay', 'predict_folder', 'InferConfig', 'server_archive', 'split_label', 'infer_split', 'infer_pictures',
+           'clustercam_infer']
 
 # %% ../nbs/40_infer.ipynb #359c5756
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -105,8 +107,9 @@ class SegResults:
 
     def save(self, out: str | os.PathLike, stem: str = 'results') -> tuple[Path, Path]:
         "Write `stem.json` and `stem.md` into `out` (atomically)."
-        out = Path(out)
-        return atomic_write_json(out/f'{stem}.json', self.to_dict()), atomic_write_text(out/f'{stem}.md', self.markdown())
+        out, label = Path(out), self.meta.get('label')
+        head = f"{label_text(label)}\n\nReproduce: `{label['command']}`\n\n" if label else ''
+        return atomic_write_json(out/f'{stem}.json', self.to_dict()), atomic_write_text(out/f'{stem}.md', head + self.markdown())
 
 # %% ../nbs/40_infer.ipynb #198266b2
 class FullResolution(torch.utils.data.Dataset):
@@ -218,6 +221,23 @@ class Scores:
     def results(self, meta: dict | None = None) -> SegResults:
         return SegResults(['background', *self.dataset.classes], self.matrices, meta)
 
+PROBS_MODES = ('off', 'full', 'reduced')
+
+def save_probs(path: str | os.PathLike, probs: torch.Tensor, mode: str = 'full') -> Path:
+    """Class probabilities (K+1,H,W) as a compressed `.npz` (`probs`, float16; `size`, the image's (H,W)): at the
+    image's size (`mode` 'full') or every 4th pixel each way ('reduced', 1/16 of the pixels)."""
+    if mode not in PROBS_MODES[1:]: raise ValueError(f"--probs must be one of {PROBS_MODES}, got {mode!r}")
+    p = probs if mode == 'full' else probs[:, ::4, ::4]
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        np.savez_compressed(f, probs=p.half().cpu().numpy(), size=np.array(probs.shape[-2:]))
+    return Path(path)
+
+def _storing_probs(preds: Iterable[dict], out: Path | None, mode: str) -> Iterator[dict]:
+    for item in preds:
+        if out is not None and mode != 'off' and item.get('probs') is not None:
+            save_probs(out/'probs'/f"{item['name']}.npz", item['probs'], mode)
+        yield item
+
 def _save_pred(out: Path, variant: str, name: str, pred: np.ndarray, palette) -> None:
     with atomic_path(out/variant/'raw'/f'{name}.png') as tmp: Image.fromarray(pred, 'L').save(tmp, format='PNG')
     save_mask(out/variant/'color'/f'{name}.png', pred, palette)
@@ -246,7 +266,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
                    flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10,
                    progress=True, limit: int | None = None, palette: np.ndarray = VOC_PALETTE,
                    num_workers: int = 0, processes: int = 1, shard: tuple[int, int] | None = None,
-                   amp: str = 'off') -> SegResults | None:
+                   amp: str = 'off', probs: str = 'off') -> SegResults | None:
     """Predict every image of `dataset` (a `WSSSDataset`, any kind: full-resolution images are read) with
     `predict_probs`; CRF as `crf` says ('off', 'on', 'both'); PNGs under `out` when given. Returns the
     `SegResults` (None when the data set has no ground truth). `workers`: CRF processes (default: all
@@ -254,7 +274,9 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     of the network on the CPU, each with its share of the cores and of the images. `shard=(i, n)`: only
     images i, i+n, i+2n, ... (one rank's part; `merge_results` adds the parts). `progress`: a bar, or a
     function called once per finished image. `amp`: the network's precision (`device.autocast_dtype`; 'off'
-    is fp32, the reference's numbers)."""
+    is fp32, the reference's numbers). `probs`: also store the class probabilities under `out/probs` ('off',
+    'full', 'reduced': `save_probs`); the label maps are PNGs either way."""
+    if probs not in PROBS_MODES: raise ValueError(f"--probs must be one of {PROBS_MODES}, got {probs!r}")
     net = getattr(model, 'module', model)
     variants, scales, index, count = _check_run(net, dataset, scales, crf, processes, shard)
     device = next(net.parameters()).device
@@ -263,15 +285,16 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
         if device.type != 'cpu':
             raise ValueError("processes > 1 runs copies of the network on the CPU; for several GPUs, start clustercam_infer with torchrun")
         return _evaluate_in_processes(net, dataset, processes, progress, n, dict(
-            out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n, amp=amp))
+            out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n, amp=amp, probs=probs))
     if workers is None:   # one rank of several on a CPU keeps to its core; a GPU rank shares the cores for the CRF
         workers = default_workers() if count == 1 else (max(1, default_workers() // count) if device.type == 'cuda' else 0)
     indices, out = list(range(index, n, count)), Path(out) if out is not None else None
     scores, t0 = Scores(dataset, variants) if dataset.has_masks else None, time.time()
     with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, \
          ticker(progress, len(indices), f"infer {getattr(dataset, 'description', '')}") as tick:
-        for item, labels in label_maps(predictions(model, FullResolution(dataset, indices), scales, flip, amp_dtype, num_workers,
-                                                   probs='crf' in variants), variants, pool):
+        preds = predictions(model, FullResolution(dataset, indices), scales, flip, amp_dtype, num_workers,
+                            probs='crf' in variants or (probs != 'off' and out is not None))
+        for item, labels in label_maps(_storing_probs(preds, out, probs), variants, pool):
             if out is not None:
                 for v, pred in labels.items(): _save_pred(out, v, item['name'], pred, palette)
             if scores is not None: scores.add(item['index'], labels)
@@ -444,17 +467,45 @@ class InferConfig:
     processes: int = option(1, "copies of the network on the CPU, each on its share of the cores and images (several GPUs: torchrun)")
     amp: str = option('off', "precision of the network: off (fp32, the reference's numbers), fp16, bf16 (GPUs of compute capability 8.0+, or CPU), auto (CUDA: fp16; CPU: fp32)")
     max_side: int = option(500, "with --images: larger pictures are predicted at this longer side, their masks written at full size (0: no limit)")
+    probs: str = option('off', "also store each image's class probabilities (float16, compressed .npz under OUT/probs): off, full (the image's size) or reduced (every 4th pixel each way); label maps are PNGs either way")
+    server: bool = option(False, "also write the VOC evaluation server's layout, results/VOC2012/Segmentation/comp6_test_cls/NAME.png (palette PNGs at each image's size; the CRF's labels when made), packed as OUT/results.tar.gz")
     trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
+
+# %% ../nbs/40_infer.ipynb #e77cd3c3
+VOC_SERVER_DIR = 'results/VOC2012/Segmentation/comp6_test_cls'
+
+def server_archive(out: str | os.PathLike, variant: str = 'crf') -> Path:
+    """The palette PNGs of `variant` under `out` in the VOC evaluation server's layout, `out/VOC_SERVER_DIR/NAME.png`
+    (links, or copies), and packed as `out/results.tar.gz`; returns the archive."""
+    out = Path(out); files = sorted((out/variant/'color').glob('*.png'))
+    if not files: raise FileNotFoundError(f"--server: no predictions in {out/variant/'color'}")
+    (out/VOC_SERVER_DIR).mkdir(parents=True, exist_ok=True)
+    for f in files:
+        dst = out/VOC_SERVER_DIR/f.name
+        if dst.exists(): dst.unlink()
+        try: os.link(f, dst)
+        except OSError: shutil.copy2(f, dst)
+    with atomic_path(out/'results.tar.gz') as tmp, tarfile.open(tmp, 'w:gz') as tar:
+        for f in files: tar.add(out/VOC_SERVER_DIR/f.name, arcname=f'{VOC_SERVER_DIR}/{f.name}')
+    return out/'results.tar.gz'
+
+def split_label(cfg, images: int, checkpoint: str) -> dict:
+    "The label of `clustercam_infer`'s numbers on a split (`record.result_label`), with the command that reproduces them."
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ('progress', 'workers', 'num_workers', 'processes')}
+    command = command_line('clustercam_infer', values, dataclasses.asdict(InferConfig()), first=('weights', 'data_path', 'dataset', 'split'))
+    return result_label('segmentation (decoder)', f"{cfg.dataset} {cfg.split}", images, checkpoint, command, scales=cfg.scales,
+                        flip=cfg.flip, crf=list(_variants(cfg.crf)), amp=cfg.amp)
 
 # %% ../nbs/40_infer.ipynb #a3c56247
 def _split_results(cfg: InferConfig, env: DistEnv) -> tuple:
     "This rank's `(data set, SegResults or None)` of the split `cfg` names."
     if env.distributed and cfg.processes > 1: raise ValueError("--processes > 1 and torchrun: choose one")
     ds = get_dataset(cfg.dataset, cfg.data_path, cfg.split, kind='infer')
-    model, _ = model_from_checkpoint(cfg.weights, ds.num_classes, cfg.num_heads, env.device, trusted=cfg.trust_checkpoint)
+    model, info = model_from_checkpoint(cfg.weights, ds.num_classes, cfg.num_heads, env.device, trusted=cfg.trust_checkpoint)
+    ds.checkpoint = checkpoint_label(info, cfg.weights)
     res = evaluate_split(model, ds, cfg.out, cfg.scales, cfg.flip, cfg.crf, cfg.workers, cfg.crf_iters, cfg.progress and env.main,
                          cfg.limit, num_workers=cfg.num_workers, processes=cfg.processes, amp=cfg.amp,
-                         shard=(env.rank, env.world_size) if env.distributed else None)
+                         shard=(env.rank, env.world_size) if env.distributed else None, probs=cfg.probs)
     if not env.distributed: return ds, res
     parts = gather_objects(res, env)
     done = [p for p in parts if p is not None]
@@ -467,13 +518,20 @@ def _split_results(cfg: InferConfig, env: DistEnv) -> tuple:
 
 def infer_split(cfg: InferConfig, env: DistEnv) -> SegResults | None:
     "`clustercam_infer --data-path`: the split predicted and scored; rank 0 prints the table and writes results.{json,md}."
+    t0 = time.time()
     ds, res = _split_results(cfg, env)
     if not env.main: return None
+    n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
+    label = split_label(cfg, n, ds.checkpoint)
+    if cfg.out is not None:
+        if cfg.server: print(f"VOC evaluation server archive: {server_archive(cfg.out, 'crf' if 'crf' in _variants(cfg.crf) else 'no_crf')}")
+        write_run_record(cfg.out, 'infer', dataclasses.asdict(cfg), label['command'], label=label, world_size=env.world_size,
+                         seconds=round(time.time() - t0, 2))
     if res is None:
         print(f"{ds.description}: no ground truth; predictions in {cfg.out}" if cfg.out else f"{ds.description}: no ground truth")
         return None
-    res.meta.update(weights=str(cfg.weights), data_path=str(cfg.data_path), split=cfg.split)
-    print(res)
+    res.meta.update(weights=str(cfg.weights), data_path=str(cfg.data_path), split=cfg.split, label=label)
+    print(label_text(label)); print(res)
     if cfg.out is not None:
         js, md = res.save(cfg.out); print(f"results: {js} and {md}; predictions under {cfg.out}")
     return res

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb #83e21431
 from __future__ import annotations
-import dataclasses, json, math, os, signal, sys, warnings
+import contextlib, dataclasses, json, math, os, re, signal, sys, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence
@@ -24,56 +24,80 @@ from .losses import seg_loss, cls_loss
 from .metrics import ConfusionMatrix, mean_average_precision
 from .data import get_dataset, train_transform
 from .distributed import DistEnv, init_distributed, close_distributed, is_distributed, any_rank, ShardSampler, gather_objects
+from .record import RunRecord, command_line
 from .learner import (Callback, Learner, NonFiniteLoss, LossMeans, ProgressBar, MetricsLog, TensorBoardLog, SignalStop,
                                 StopAtStep, Checkpoints, Resume, DistributedModel, resume_path, train_loader)
 from .synthetic import make_synthetic_voc
 
 # %% auto #0
-__all__ = ['PRESETS', 'train_step', 'param_groups', 'scaled_lr', 'build_optimizer', 'build_scheduler', 'set_epoch_lr',
-           'TrainConfig', 'preset_values', 'make_config', 'val_loader', 'evaluate', 'Validation', 'EpochSchedule',
-           'ClusterCAMStep', 'TrainingInterrupted', 'amp_setup', 'BackendFlags', 'build_model', 'default_parts',
-           'learner', 'outcome', 'train', 'config_from_args', 'clustercam_train']
+__all__ = ['PRESETS', 'RUN_FACTS', 'train_step', 'param_groups', 'scaled_lr', 'build_optimizer', 'build_scheduler',
+           'set_epoch_lr', 'TrainConfig', 'preset_values', 'make_config', 'val_loader', 'evaluate', 'Validation',
+           'EpochSchedule', 'ClusterCAMStep', 'TrainingInterrupted', 'amp_setup', 'BackendFlags', 'build_model',
+           'default_parts', 'learner', 'outcome', 'train', 'config_from_args', 'clustercam_train']
 
 # %% ../nbs/30_train.ipynb #930513d4
-def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor) -> torch.Tensor:
-    "The segmentation loss of this rank's batch, weighted so that the mean over ranks is the global-batch loss."
+def _pixel_counts(plabels: torch.Tensor) -> torch.Tensor:
+    "(background, foreground) pixel counts of pseudo labels `plabels`, as floats."
+    return torch.stack([(plabels == 0).sum(), ((plabels > 0) & (plabels != 255)).sum()]).float()
+
+def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor, total: torch.Tensor | None = None, parts: int = 1) -> torch.Tensor:
+    """The segmentation loss of one micro-batch of one rank, weighted so that the mean over the `parts` (ranks x
+    micro-batches) is the global-batch loss: `total` holds the global batch's (background, foreground) pixel counts."""
     logits = F.interpolate(seg_logits.float(), size=plabels.shape[-2:], mode='bilinear', align_corners=False)
-    if not is_distributed(): return seg_loss(logits, plabels)
+    if parts == 1: return seg_loss(logits, plabels)
     bg, fg = plabels == 0, (plabels > 0) & (plabels != 255)
-    counts = torch.stack([bg.sum(), fg.sum()]).float()
-    total = counts.clone(); dist.all_reduce(total)
-    w = torch.where(total > 0, counts * dist.get_world_size() / total.clamp_min(1), torch.zeros_like(counts))
+    counts = _pixel_counts(plabels)
+    w = torch.where(total > 0, counts * parts / total.clamp_min(1), torch.zeros_like(counts))
     # seg_loss of background-only (foreground-only) labels is half the background (foreground) term
     return w[0] * seg_loss(logits, plabels.masked_fill(~bg, 255)) + w[1] * seg_loss(logits, plabels.masked_fill(~fg, 255))
+
+def _step_pseudo_labels(model, images, labels, par, scales, bg_thr, delta, cam_dtype, cam_layers, cam_refine, max_present):
+    "The pseudo labels of a (micro-)batch, as `train_step` makes them."
+    with autocast(images.device, cam_dtype):
+        cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
+    images01 = denormalize(images.float(), through_uint8=True)
+    return pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta, max_present=max_present)
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                par: nn.Module, scales: Sequence[float] = (1.0, 0.75, 1.25), bg_thr: float = 0.4, delta: float = 0.1,
                segment: bool = True, scaler=None, amp_dtype: torch.dtype | None = None, clip_grad: float | None = None,
                seg_weight: float = 0.1, cam_layers: int = 3, cam_refine: bool = True, keep: dict | None = None,
-               cam_amp: bool = True, max_present: int | None = None) -> dict:
+               cam_amp: bool = True, max_present: int | None = None, accum_steps: int = 1) -> dict:
     """One optimisation step on a normalised batch `images` (B,3,S,S) with image labels `labels` (B,K):
     pseudo labels (when `segment`), losses, backward, step. Returns floats `loss`, `cls`, `pat`, `seg`
     (and `grad_norm` when clipping), read from the device at once. Raises `NonFiniteLoss` before the
     optimiser step. `keep`: a dict that receives the step's `pseudo_labels` (B,S,S) when it makes them.
     `cam_amp`: the CAM pass under autocast too. `max_present`: the most classes an image of the batch has
-    (from the labels on the host), for `pseudo_labels`."""
-    device = images.device
+    (from the labels on the host), for `pseudo_labels`. `accum_steps`: the batch is run as that many
+    micro-batches of B / accum_steps images, their gradients summed before the one optimiser step."""
+    device, k = images.device, accum_steps
     net = getattr(model, 'module', model)
+    if k < 1 or images.shape[0] % k: raise ValueError(f"accum_steps {k} must divide the batch of {images.shape[0]} images")
     optimizer.zero_grad(set_to_none=True)
-    if segment:
-        with autocast(device, amp_dtype if cam_amp else None):
-            cams = multiscale_cams(model, images, scales, n_layers=cam_layers, refine=cam_refine)
-        images01 = denormalize(images.float(), through_uint8=True)
-        plabels = pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta, max_present=max_present)
-        if keep is not None: keep['pseudo_labels'] = plabels
-    with autocast(device, amp_dtype):
-        cls_logits, cam_logits, seg_logits = model(images, segment=segment)
-    cls, pat = cls_loss(cls_logits.float(), labels), cls_loss(cam_logits.float(), labels)
-    seg = _seg_term(seg_logits, plabels) if segment else cls.new_zeros(())
-    loss = cls + pat + seg_weight * seg
-    values = torch.stack([loss, cls, pat, seg]).detach()
+    micro = list(zip(images.chunk(k), labels.chunk(k)))
+    plabels = None if not segment else [_step_pseudo_labels(model, x, y, par, scales, bg_thr, delta, amp_dtype if cam_amp else None,
+                                                         cam_layers, cam_refine, max_present) for x, y in micro]
+    parts = k * (dist.get_world_size() if is_distributed() else 1)
+    total = None
+    if plabels is not None:
+        if keep is not None: keep['pseudo_labels'] = torch.cat(plabels)
+        if parts > 1:   # the segmentation loss balances its classes over the global batch: count its pixels once
+            total = sum(_pixel_counts(p) for p in plabels)
+            if is_distributed(): dist.all_reduce(total)
+    values = None
+    for i, (x, y) in enumerate(micro):
+        # DDP averages the gradients over the ranks at the last micro-batch only
+        sync = model.no_sync() if i < k - 1 and hasattr(model, 'no_sync') else contextlib.nullcontext()
+        with sync:
+            with autocast(device, amp_dtype):
+                cls_logits, cam_logits, seg_logits = model(x, segment=segment)
+            cls, pat = cls_loss(cls_logits.float(), y), cls_loss(cam_logits.float(), y)
+            seg = _seg_term(seg_logits, plabels[i], total, parts) if segment else cls.new_zeros(())
+            loss = (cls + pat + seg_weight * seg) / k      # the losses are means over the images: a mean of k equal parts
+            part = torch.stack([loss, cls / k, pat / k, seg / k]).detach()
+            values = part if values is None else values + part
+            (scaler.scale(loss) if scaler is not None else loss).backward()
     nonfinite = any_rank(~torch.isfinite(values).all(), device)   # every rank stops together, or none does
-    (scaler.scale(loss) if scaler is not None else loss).backward()
     if clip_grad:
         if scaler is not None: scaler.unscale_(optimizer)
         values = torch.cat([values, torch.nn.utils.clip_grad_norm_(net.parameters(), clip_grad).detach().float().view(1)])
@@ -152,7 +176,8 @@ class TrainConfig:
     epochs: int = option(24, "number of epochs")
     # the authors' `--skip_seg`
     seg_start_epoch: int = option(12, "epoch the segmentation loss (and the pseudo labels) starts at; the epochs before train the classifier alone")
-    batch_size: int = option(16, "images per process and step")
+    batch_size: int = option(16, "images per process and micro-batch")
+    accum_steps: int = option(1, "micro-batches per optimiser step (gradient accumulation): global batch = batch_size x processes x accum_steps")
     lr: float = option(0.032, "base learning rate, scaled by the global batch / 512")
     min_lr: float = option(1e-5, "floor of the cosine schedule")
     warmup_epochs: int = option(2, "warm-up epochs")
@@ -180,6 +205,7 @@ class TrainConfig:
     num_workers: int = option(4, "DataLoader workers per process")
     val_batch_size: int | None = option(None, "validation batch; none: batch_size")
     val_every: int = option(1, "validate every this many epochs (and after the last)")
+    select_on: str | None = option('val', "what checkpoint_best.pth is chosen on, by mIoU: val (the validation split: that checkpoint's val number is then not held out), train:N (N images of the training split held out, not trained on), or none (no checkpoint_best.pth)")
     save_every_steps: int = option(0, "also write checkpoint_last.pth every this many steps (0: at the end of each epoch only)")
     save_epochs: bool = option(True, "keep the model of every epoch from seg_start_epoch on (checkpoint_EPOCH.pth), as the authors did")
     log_every: int = option(20, "steps between lines of metrics.jsonl (0: epochs only)")
@@ -220,6 +246,9 @@ def _check_config(c: TrainConfig) -> TrainConfig:
     need(c.epochs >= 1 and 0 <= c.seg_start_epoch <= c.epochs,
          f"need epochs >= 1 and 0 <= seg_start_epoch <= epochs, got {c.epochs}, {c.seg_start_epoch}")
     need(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
+    need(c.accum_steps >= 1, f"accum_steps must be >= 1, got {c.accum_steps}")
+    need(c.select_on in (None, 'val') or re.fullmatch(r'train:[1-9]\d*', str(c.select_on)),
+         f"select_on must be val, train:N (N >= 1 held-out training images) or none, got {c.select_on!r}")
     need(c.input_size >= 2 * c.patch_size, f"input_size must be at least {2 * c.patch_size}, got {c.input_size}")
     need(c.decoder_dilation >= 1, f"decoder_dilation must be >= 1, got {c.decoder_dilation}")
     need(c.scales and float(c.scales[0]) == 1.0, f"scales must start with 1.0, got {c.scales}")
@@ -275,20 +304,31 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
 
 class Validation(Callback):
     """After every `every`-th epoch and the last: `evaluate` on `loader` (None: no validation) into the epoch's
-    record; `learn.new_best` when the mIoU is the best so far. The best is kept across a resume."""
+    record (`val_miou`, ...), and on `selection` (held-out training images, or None) as `select_miou`.
+    `learn.new_best` when the mIoU on `select_on` is the best so far: 'val' (the validation loader), a
+    description of `selection` (e.g. 'train (30 images held out)'), or None (no selection). The best is kept across a resume."""
     order = 10                                        # after the epoch means, before the log and the checkpoints
-    def __init__(self, loader, num_classes: int, every: int = 1, amp_dtype: torch.dtype | None = None):
+    def __init__(self, loader, num_classes: int, every: int = 1, amp_dtype: torch.dtype | None = None,
+                 selection=None, select_on: str | None = 'val'):
         self.loader, self.num_classes, self.every, self.amp_dtype = loader, num_classes, every, amp_dtype
+        self.selection, self.select_on = selection, select_on
         self.best = {'miou': None, 'epoch': None}
     def after_epoch(self, learn):
         learn.new_best, e = None, learn.epoch
-        if self.loader is not None and ((e + 1) % self.every == 0 or e + 1 == learn.epochs):
-            v = evaluate(learn.model, self.loader, self.num_classes, learn.env, self.amp_dtype,
-                         segmentation=getattr(learn, 'segment', True))
+        if not ((e + 1) % self.every == 0 or e + 1 == learn.epochs): learn.record['best_miou'] = self.best['miou']; return
+        seg = getattr(learn, 'segment', True)
+        chosen = None
+        if self.loader is not None:
+            v = evaluate(learn.model, self.loader, self.num_classes, learn.env, self.amp_dtype, segmentation=seg)
             learn.record.update(val_miou=v['miou'], val_map=v['map'], val_map_classes=v['map_classes'])
-            if v['miou'] is not None and (self.best['miou'] is None or v['miou'] > self.best['miou']):
-                self.best = {'miou': v['miou'], 'epoch': e}
-                learn.new_best = {'epoch': e, 'miou': v['miou'], 'map': v['map']}
+            if self.select_on == 'val': chosen = v
+        if self.selection is not None:
+            chosen = evaluate(learn.model, self.selection, self.num_classes, learn.env, self.amp_dtype, segmentation=seg)
+            learn.record.update(select_miou=chosen['miou'])
+        if self.select_on is not None and chosen is not None and chosen['miou'] is not None and (
+                self.best['miou'] is None or chosen['miou'] > self.best['miou']):
+            self.best = {'miou': chosen['miou'], 'epoch': e}
+            learn.new_best = {'epoch': e, 'miou': chosen['miou'], 'map': chosen['map'], 'selected': {'by': 'mIoU', 'on': self.select_on}}
         learn.record['best_miou'] = self.best['miou']
     def state_dict(self) -> dict: return {'best': dict(self.best)}
     def load_state_dict(self, ck: dict): self.best = dict(ck.get('best') or {'miou': None, 'epoch': None})
@@ -317,7 +357,7 @@ class ClusterCAMStep(Callback):
         return train_step(learn.model, images, labels, learn.optimizer, par=self.par, scales=c.scales, bg_thr=c.bg_thr,
                           delta=c.delta, segment=learn.segment, scaler=self.scaler, amp_dtype=self.amp_dtype,
                           clip_grad=c.clip_grad, seg_weight=c.seg_weight, cam_layers=c.cam_layers, cam_refine=c.cam_refine,
-                          keep=learn.kept, cam_amp=c.cam_amp, max_present=max_present)
+                          keep=learn.kept, cam_amp=c.cam_amp, max_present=max_present, accum_steps=c.accum_steps)
     def state_dict(self) -> dict: return {'scaler': self.scaler.state_dict() if self.scaler is not None else None}
     def load_state_dict(self, ck: dict):
         if self.scaler is not None and ck.get('scaler'): self.scaler.load_state_dict(ck['scaler'])
@@ -368,11 +408,14 @@ def build_model(cfg: TrainConfig, num_classes: int) -> ClusterCAM:
     return model
 
 # %% ../nbs/30_train.ipynb #65a5ac2f
-def default_parts(cfg: TrainConfig, config: dict, val_loader, num_classes: int, amp_dtype=None) -> list[Callback]:
-    "The parts of a run `cfg` describes: resume, DDP, schedule, epoch means, validation, logs, signals, checkpoints, and `cfg.callbacks`."
+def default_parts(cfg: TrainConfig, config: dict, val_loader, num_classes: int, amp_dtype=None, selection=None) -> list[Callback]:
+    """The parts of a run `cfg` describes: resume, DDP, schedule, epoch means, validation (and the selection of
+    `checkpoint_best.pth` on `selection`, held-out training images, with `select_on` train:N), logs, the run record,
+    signals, checkpoints, and `cfg.callbacks`."""
     out, ck = Path(cfg.output_dir), resume_path(cfg.resume, cfg.output_dir)
     parts = [BackendFlags(amp_dtype, cfg.deterministic), EpochSchedule(cfg.lr_lag), LossMeans(),
-             Validation(val_loader, num_classes, cfg.val_every, amp_dtype), MetricsLog(out/'metrics.jsonl', cfg.log_every), SignalStop(),
+             Validation(val_loader, num_classes, cfg.val_every, amp_dtype, selection, config.get('selected_on', _selected_on(cfg))),
+             RunRecord(out, config, config.get('command'), **{k: config.get(k) for k in RUN_FACTS}), MetricsLog(out/'metrics.jsonl', cfg.log_every), SignalStop(),
              DistributedModel(unused=lambda learn: learn.epoch < cfg.seg_start_epoch),   # the decoder idles until then
              Checkpoints(out, config, cfg.save_every_steps, cfg.seg_start_epoch if cfg.save_epochs else None)]
     if ck is not None: parts.append(Resume(ck, cfg.trust_checkpoint))
@@ -381,13 +424,49 @@ def default_parts(cfg: TrainConfig, config: dict, val_loader, num_classes: int, 
     if cfg.stop_at_step is not None: parts.append(StopAtStep(cfg.stop_at_step))
     return parts + [import_object(spec, '--callbacks')() for spec in cfg.callbacks]
 
+RUN_FACTS = ('world_size', 'accum_steps', 'global_batch', 'lr_scaled', 'seed', 'device', 'amp_dtype', 'train_images',
+             'val_images', 'held_out_images', 'selected_on', 'measures')
+
+def _selected_on(cfg: TrainConfig, held: int | None = None) -> str | None:
+    "What `checkpoint_best.pth` is chosen on, in words: 'val', 'train (N images held out)', or None."
+    if cfg.select_on in (None, 'val'): return cfg.select_on if cfg.val_split else None
+    return f"{cfg.train_split} ({held if held is not None else cfg.select_on.split(':')[1]} images held out)"
+
+def _held_out(cfg: TrainConfig, data_path: str, train_ds):
+    "With `select_on` train:N: N training images (drawn with `seed`) as a validation view, and taken out of `train_ds`."
+    if not str(cfg.select_on).startswith('train:'): return None
+    n = int(cfg.select_on.split(':')[1])
+    if n >= len(train_ds): raise ValueError(f"--select-on {cfg.select_on}: the training split has only {len(train_ds)} images")
+    g = torch.Generator(); g.manual_seed(cfg.seed)
+    perm = torch.randperm(len(train_ds), generator=g).tolist()
+    held = get_dataset(cfg.dataset, data_path, cfg.train_split, kind='val', size=cfg.input_size)
+    held._keep(sorted(perm[:n])); train_ds._keep(sorted(perm[n:]))
+    return held
+
 def _datasets(cfg: TrainConfig, env: DistEnv):
     data_path = _prepare_data(cfg, env)
     tf = train_transform(cfg.input_size, scale=(cfg.crop_scale, 1.0), re_prob=cfg.reprob,
                          auto_augment=None if cfg.aa in (None, 'none') else cfg.aa)
     train_ds = get_dataset(cfg.dataset, data_path, cfg.train_split, kind='train', size=cfg.input_size, transform=tf)
     val_ds = get_dataset(cfg.dataset, data_path, cfg.val_split, kind='val', size=cfg.input_size) if cfg.val_split else None
+    train_ds.held_out = _held_out(cfg, data_path, train_ds)
     return data_path, train_ds, val_ds
+
+def _measures(cfg: TrainConfig, val_images: int, held: int) -> dict:
+    "The labels of the numbers a training run logs (metrics.jsonl)."
+    one = (f"segmentation, decoder argmax at one scale ({cfg.input_size} px, aligned resize and crop), no flip, no CRF; "
+           "a tracking number: clustercam_infer makes the reported one")
+    out = {'val_miou': f"{one}; {cfg.val_split} ({val_images} images)" if cfg.val_split else None,
+           'val_map': f"classification mAP of the class tokens; {cfg.val_split} ({val_images} images)" if cfg.val_split else None}
+    if held: out['select_miou'] = f"{one}; {_selected_on(cfg, held)}"
+    out['best_miou'] = f"the best {'val_miou' if cfg.select_on == 'val' else 'select_miou'} so far" if cfg.select_on else None
+    return out
+
+def _train_command(cfg: TrainConfig) -> str:
+    "The `clustercam_train` command line that makes this run: the options that differ from the preset's values."
+    base = asdict(make_config(cfg.preset, data_path=cfg.data_path))
+    values = {k: v for k, v in asdict(cfg).items() if k not in ('resume', 'stop_at_step', 'progress', 'callbacks') or v != base.get(k)}
+    return command_line('clustercam_train', values, base, first=('preset',))
 
 def learner(cfg: TrainConfig, env: DistEnv | None = None, cbs: Sequence[Callback] = ()) -> Learner:
     "The `Learner` of the run `cfg` describes, with its `default_parts` and your `cbs`; writes `config.json` (rank 0)."
@@ -398,13 +477,14 @@ def learner(cfg: TrainConfig, env: DistEnv | None = None, cbs: Sequence[Callback
     K = train_ds.num_classes
     seed_everything(cfg.seed)                       # the same initial weights on every rank
     model = build_model(cfg, K).to(env.device)
-    global_batch = cfg.batch_size * env.world_size
+    global_batch = cfg.batch_size * env.world_size * cfg.accum_steps   # the lr scales with the images of one optimiser step
     lr = scaled_lr(cfg.lr, global_batch)
     optimizer = build_optimizer(model, lr, cfg.weight_decay, cfg.opt_eps)
     scheduler = build_scheduler(optimizer, cfg.epochs, cfg.min_lr, cfg.warmup_epochs, cfg.warmup_lr)
     amp_dtype, scaler = amp_setup(env.device, cfg.amp)
     par = PAR(dilations=tuple(cfg.par_dilations), num_iter=cfg.par_iters).to(env.device)
-    loader = train_loader(train_ds, cfg.batch_size, cfg.seed, cfg.num_workers, env.world_size, env.rank,
+    # one loader batch is one optimiser step's images on this rank; `train_step` cuts it into micro-batches
+    loader = train_loader(train_ds, cfg.batch_size * cfg.accum_steps, cfg.seed, cfg.num_workers, env.world_size, env.rank,
                           pin_memory=env.device.type == 'cuda')
     vloader = val_loader(val_ds, cfg.val_batch_size or cfg.batch_size, cfg.num_workers, env) if val_ds is not None else None
     seed_everything(cfg.seed + env.rank)            # this rank's own stream (stochastic depth)
@@ -413,8 +493,12 @@ def learner(cfg: TrainConfig, env: DistEnv | None = None, cbs: Sequence[Callback
                 'amp_dtype': str(amp_dtype).replace('torch.', '') if amp_dtype else None, 'device': str(env.device),
                 'train_images': len(train_ds), 'val_images': len(val_ds) if val_ds is not None else 0,
                 'steps_per_epoch': loader.sampler.num_batches}
+    held = train_ds.held_out
+    sloader = val_loader(held, cfg.val_batch_size or cfg.batch_size, cfg.num_workers, env) if held is not None else None
+    resolved.update(held_out_images=len(held) if held is not None else 0, selected_on=_selected_on(cfg, len(held) if held is not None else None),
+                    measures=_measures(cfg, resolved['val_images'], len(held) if held is not None else 0), command=_train_command(cfg))
     if env.main: atomic_write_json(out/'config.json', resolved)
-    parts = default_parts(cfg, resolved, vloader, K, amp_dtype) + list(cbs)
+    parts = default_parts(cfg, resolved, vloader, K, amp_dtype, sloader) + list(cbs)
     return Learner(model, loader, ClusterCAMStep(cfg, par, amp_dtype, scaler), optimizer, scheduler, cfg.epochs, parts, env)
 
 def outcome(learn: Learner, cfg: TrainConfig) -> dict:
@@ -425,7 +509,8 @@ def outcome(learn: Learner, cfg: TrainConfig) -> dict:
         return {'stopped_at': learn.step, 'epoch': learn.epoch, 'checkpoint': last}
     if learn.stopped is not None: raise TrainingInterrupted(learn.stopped, last, learn.step)
     best = next(cb.best for cb in learn.cbs if isinstance(cb, Validation))
-    return {**learn.record, 'best': best, 'checkpoint': last, 'output_dir': out}
+    selected_on = next(cb.select_on for cb in learn.cbs if isinstance(cb, Validation))
+    return {**learn.record, 'best': best, 'selected_on': selected_on, 'checkpoint': last, 'output_dir': out}
 
 def _deterministic_cublas():
     "`CUBLAS_WORKSPACE_CONFIG` for deterministic cuBLAS, which reads it once, when it starts: before this process's first CUDA work."
@@ -468,7 +553,9 @@ def clustercam_train(**given):
         print(f"clustercam_train: {e}", file=sys.stderr, flush=True); sys.exit(128 + e.signum)
     except NonFiniteLoss as e: sys.exit(f"clustercam_train: {e}")
     if 'best' in res and int(os.environ.get('RANK', '0')) == 0:
-        print(f"done: best val mIoU {res['best']['miou']} (epoch {res['best']['epoch']}); checkpoints in {res['output_dir']}")
+        on = res.get('selected_on')   # the split the best was chosen on names the number
+        best = f"best {on} mIoU {res['best']['miou']} (epoch {res['best']['epoch']})" if on else f"last epoch {res['epoch']}"
+        print(f"done: {best}; checkpoints in {res['output_dir']}")
     return res
 
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'clustercam.train':

@@ -1,9 +1,11 @@
-"""Two processes (torchrun, gloo on the CPU) with batch 2 end with the weights of one process with batch 4.
+"""Two processes (torchrun, gloo on the CPU) with batch 2 (or 1, accumulated over 2 micro-batches) end with the
+weights of one process with batch 4.
 
 Both phases are covered (an epoch without and an epoch with pseudo labels) and augmentation stays on
 (it is seeded per sample, so the two ranks see exactly the global batches of the single process).
 Stochastic depth is off: each rank has its own random stream for it, so it could not match."""
 import json, os, subprocess, sys
+import pytest
 from pathlib import Path
 import torch
 
@@ -33,12 +35,13 @@ def epochs_of(d: Path) -> list:
     return [r for r in map(json.loads, (d/'metrics.jsonl').read_text().splitlines()) if r['kind'] == 'epoch']
 
 
-def test_ddp_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize('batch_size,accum_steps', [(2, 1), (1, 2)])   # 2 x 2, and 2 x 1 x 2 micro-batches (no_sync)
+def test_ddp_two_processes_match_one(tmp_path, batch_size, accum_steps):
     data = make_synthetic_voc(tmp_path/'data', n_train=16, n_val=4, size=64, seed=0)
     one, two = tmp_path/'one', tmp_path/'two'
     train(data_path=str(data), output_dir=str(one), batch_size=4, **COMMON)       # one process, in this one
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2',
-                        '-m', 'clustercam.train', *argv(data_path=data, output_dir=two, batch_size=2, **COMMON)],
+                        '-m', 'clustercam.train', *argv(data_path=data, output_dir=two, batch_size=batch_size, accum_steps=accum_steps, **COMMON)],
                        capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     c1, c2 = (json.loads((d/'config.json').read_text()) for d in (one, two))

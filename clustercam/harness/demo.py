@@ -16,6 +16,7 @@ from ..data import get_dataset
 from ..metrics import ConfusionMatrix
 from ..infer import evaluate_split, SegResults
 from ..checkpoint import model_from_checkpoint, read_checkpoint
+from ..record import checkpoint_label, result_label
 from ..figures import training_curves, prediction_grid_from_dirs, attention_figure, cam_overlays, to_normalized
 from ..refine import multiscale_cams
 from .pretrain import SYNTHETIC_VIT, pretrain_vit
@@ -60,10 +61,12 @@ def train_and_evaluate(name: str, data: Path, out: Path, overrides: dict, t0: fl
     t = time.time(); train(cfg); train_s = time.time() - t
     _stamp(t0, f"trained {name} in {train_s:.0f} s; evaluating on val ({len(scales)} scales, with and without CRF)")
     val = get_dataset('synthetic', data, 'val', kind='infer')
-    model, _ = model_from_checkpoint(run/'checkpoint_last.pth', val.num_classes, device='cpu')
+    model, info = model_from_checkpoint(run/'checkpoint_last.pth', val.num_classes, device='cpu')
     t = time.time()
     res = evaluate_split(model, val, run/'val', scales=scales, crf='both', workers=crf_workers, progress=progress)
     eval_s = time.time() - t
+    res.meta['label'] = result_label('segmentation (decoder)', 'synthetic val', len(val), checkpoint_label(info), f"make demo (arm {name})",
+                                     scales=scales, flip=False, crf=['no_crf', 'crf'], global_batch=cfg.batch_size * cfg.accum_steps)
     res.save(run/'val')
     _stamp(t0, f"{name}: val mIoU {100 * res.miou('no_crf'):.1f} % without CRF, {100 * res.miou('crf'):.1f} % with CRF "
                f"({eval_s:.0f} s)")

@@ -20,6 +20,7 @@ from ..metrics import ConfusionMatrix
 from ..refine import PAR, pseudo_labels
 from ..cams import DEFAULT_SWEEP, sweep_update
 from ..checkpoint import model_from_checkpoint
+from ..record import write_run_record
 from ..clustering import assignment_entropy, cluster_purity
 from ..class_attention import ClusteringBlock
 from ..train import make_config, build_model
@@ -396,6 +397,10 @@ def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seed
     info = dict(condition=condition, training=training, data=spec, preset='synthetic (quick)' if quick else DEMO_PRESET, seeds=list(range(n_seeds)), scale=scale,
                 refine=cfg['cam_refine'], timings=timings, cores=os.cpu_count(), torch=torch.__version__)
     report = write_study_report(out, results, info, figures)
+    command = (f"clustercam_study --out {out} --n-seeds {n_seeds}" + (' --quick' if quick else '') + ('' if parallel else ' --sequential')
+               + (f' --condition {condition}' if condition != 'baseline' else ''))
+    write_run_record(out, 'study', dict(quick=quick, n_seeds=n_seeds, parallel=parallel, limit=limit, data=spec, condition=condition), command,
+                     seeds=list(range(n_seeds)), timings=timings)
     g = goal(results)
     for arm in STUDY_ARMS: print(f"  {arm:12s} seed mIoU {_fmt('seed_miou', results['arms'][arm]['seed_miou'])} %")
     print(f"condition {condition}: seed mIoU gap {g['gap_points']:+.1f} ± {g['gap_sd_points']:.1f} points (goal {g['goal_points']:+.0f}: "
