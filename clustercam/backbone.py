@@ -8,7 +8,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
 from . import fastpaths
 from .fastpaths import resolve_switch
 
@@ -78,6 +77,7 @@ class PlainBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
                  drop: float = 0., drop_path: float = 0., norm_eps: float = 1e-6, fastpaths: bool | None = None):
         super().__init__()
+        from timm.layers import DropPath, Mlp   # here, not at the top: timm imports torchvision (1.3 s), which `--help` need not wait for
         self.fastpaths = resolve_switch(fastpaths)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = TokenAttention(dim, num_heads, qkv_bias=qkv_bias, proj_drop=drop, fastpaths=self.fastpaths)

@@ -16,14 +16,16 @@ from .config import option, config_values, config_cli
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .metrics import ConfusionMatrix
 from .data import get_dataset, save_mask
-from .infer import SegResults, FullResolution, ticker
+from .infer import SegResults, FullResolution, ticker, data_name
+from .metrics import percent, duration
+from PIL import Image
 from .checkpoint import model_from_checkpoint
 from .crf import dense_crf
 from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 
 # %% auto #0
-__all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'cam_labels', 'CamScores', 'cams_for_split', 'cams_report',
-           'CamsConfig', 'clustercam_cams']
+__all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'save_cams', 'jet', 'cam_heatmap', 'save_heatmaps', 'cam_labels',
+           'CamScores', 'cams_for_split', 'cams_summary', 'cams_report', 'CamsConfig', 'clustercam_cams']
 
 # %% ../nbs/41_cams.ipynb #2be86050
 DEFAULT_SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 .. 0.95
@@ -55,10 +57,29 @@ def _crf_probs(cams: torch.Tensor, labels: torch.Tensor, bg_thr: float) -> np.nd
     scores = scores.clamp_min(1e-5) * torch.cat([present.new_ones(1), present]).view(-1, 1, 1)
     return (scores / scores.sum(0, keepdim=True)).float().cpu().numpy()
 
-def _save_npy(path: Path, cams: torch.Tensor, labels: torch.Tensor) -> None:
+def save_cams(path: Path, cams: torch.Tensor, labels: torch.Tensor) -> None:
+    "The CAMs of the present classes as an `.npz` that `np.load` reads without pickle: 'keys' (class indices 0..K-1), 'cams' (len(keys),H,W) fp16."
     keys = labels.nonzero().flatten().cpu().numpy()
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:
-        np.save(f, {'keys': keys, 'cams': cams[keys].half().cpu().numpy()}, allow_pickle=True)
+        np.savez_compressed(f, keys=keys, cams=cams[keys].half().cpu().numpy())
+
+def jet(values: np.ndarray) -> np.ndarray:
+    "The jet colour map of `values` in [0,1] as uint8 RGB (blue low, red high), without matplotlib."
+    v = np.clip(np.asarray(values, np.float32), 0, 1)[..., None] * 4
+    rgb = np.clip(1.5 - np.abs(v - np.array([3., 2., 1.], np.float32)), 0, 1)
+    return np.rint(rgb * 255).astype(np.uint8)
+
+def cam_heatmap(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    "`rgb` (H,W,3 uint8) with the CAM (H,W) in [0,1] blended in as a jet heat map: uint8 RGB. The scale is absolute: a weak CAM stays blue."
+    return np.rint((1 - alpha) * rgb.astype(np.float32) + alpha * jet(cam).astype(np.float32)).astype(np.uint8)
+
+def _file_safe(name: str) -> str: return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)
+
+def save_heatmaps(folder: Path, name: str, rgb: np.ndarray, cams: torch.Tensor, labels: torch.Tensor, classes) -> None:
+    "One JPEG per present class: `folder/NAME_cam_CLASS.jpg`, its CAM over the picture (`cam_heatmap`)."
+    for k in labels.nonzero().flatten().tolist():
+        with atomic_path(folder/f'{name}_cam_{_file_safe(classes[k])}.jpg') as tmp:
+            Image.fromarray(cam_heatmap(rgb, cams[k].float().cpu().numpy())).save(tmp, format='JPEG', quality=90)
 
 def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: torch.Tensor, par: PAR,
                scales: Sequence[float] = (1.0, 0.5, 1.5), bg_thr: float = 0.4, delta: float = 0.1, n_layers: int = 3,
@@ -95,10 +116,10 @@ class CamScores:
 
 def cams_for_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = (1.0, 0.5, 1.5),
                    bg_thr: float = 0.4, delta: float = 0.1, sweep: Sequence[float] = DEFAULT_SWEEP, crf: bool = False,
-                   par: PAR | None = None, n_layers: int = 3, save_npy: bool = True, limit: int | None = None,
-                   progress: bool = True, refine: bool = True) -> dict:
+                   par: PAR | None = None, n_layers: int = 3, save_npz: bool = True, limit: int | None = None,
+                   progress: bool = True, refine: bool = True, heatmaps: bool = False) -> dict:
     """CAMs, seeds (at `bg_thr`) and PAR pseudo labels (band `delta`) of every image of `dataset` (`cam_labels`); files
-    under `out`. `refine`: CAMs times the patch affinity (as in training with `cam_refine`). Returns `{'sweep': {t: mIoU},
+    under `out` (`heatmaps`: also `heatmaps/NAME_cam_CLASS.jpg`). `refine`: CAMs times the patch affinity (as in training with `cam_refine`). Returns `{'sweep': {t: mIoU},
     'best': (t, mIoU), 'results': SegResults or None, 'images': n, 'seconds': s, ...}` (`CamScores`)."""
     if not 0 <= bg_thr <= 1 or delta < 0: raise ValueError(f"need 0 <= bg_thr <= 1 and delta >= 0, got {bg_thr}, {delta}")
     net = getattr(model, 'module', model)
@@ -108,18 +129,27 @@ def cams_for_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     n = len(dataset) if limit is None else min(limit, len(dataset))
     scores = CamScores(dataset, ('seed', 'mask') + (('mask_crf',) if crf else ()), sweep) if dataset.has_masks else None
     view, t0 = FullResolution(dataset, range(n)), time.time()
-    with ticker(progress, n, 'cams') as tick:
+    with ticker(progress, n, f'cams {data_name(dataset)}') as tick:
         for j in range(n):
             item = view[j]
             cams, maps = cam_labels(net, item['image'], item['labels'], item['rgb'], par, scales, bg_thr, delta, n_layers, refine, crf)
             if out is not None:
                 for v, p in maps.items(): save_mask(out/f'{v}s'/f"{item['name']}.png", p.cpu().numpy().astype(np.uint8))
-                if save_npy: _save_npy(out/'cams'/f"{item['name']}.npy", cams, item['labels'])
+                if save_npz: save_cams(out/'cams'/f"{item['name']}.npz", cams, item['labels'])
+                if heatmaps: save_heatmaps(out/'heatmaps', item['name'], item['rgb'].numpy(), cams, item['labels'], dataset.classes)
             if scores is not None: scores.add(item['index'], cams, item['labels'], maps)
             tick()
     res = {'images': n, 'seconds': round(time.time() - t0, 2), 'bg_thr': bg_thr, 'delta': delta, 'scales': list(scales), 'refine': refine,
            'sweep': None, 'best': None, 'results': None}
     return {**res, **(scores.summary(bg_thr, delta) if scores is not None else {})}
+
+def cams_summary(res: dict) -> str:
+    "The terminal's few lines: seed and mask mIoU at `bg_thr` in %, and the sweep's best threshold."
+    if res['results'] is None: return f"{res['images']} images, no ground truth"
+    t, m = res['best']
+    said = {'seed': 'seed', 'mask': 'mask (PAR)', 'mask_crf': 'mask + CRF'}
+    at = ', '.join(f"{said.get(v, v)} {percent(cm.miou())}" for v, cm in res['results'].matrices.items())
+    return f"mIoU at bg_thr {res['bg_thr']}: {at}\nbest seed threshold {t:.2f}: seed mIoU {percent(m)}"
 
 def cams_report(res: dict) -> str:
     "Markdown: the threshold sweep and the per-class table."
@@ -145,7 +175,8 @@ class CamsConfig:
     delta: float = option(0.1, "half-width of the unlabelled band of the masks")
     sweep: tuple[float, ...] = option(DEFAULT_SWEEP, "thresholds of the seed sweep")
     crf: bool = option(False, "also refine the seeds with a dense CRF (mask_crfs/)")
-    npy: bool = option(False, "also save the CAMs (cams/NAME.npy: float16, the present classes only); the label maps are PNGs either way")
+    npz: bool = option(False, "also save the CAMs (cams/NAME.npz: 'keys', 'cams' float16 of the present classes; np.load reads it without pickle); the label maps are PNGs either way")
+    heatmaps: bool = option(True, "write each image with each present class's CAM over it: heatmaps/NAME_cam_CLASS.jpg")
     n_layers: int = option(3, "last blocks whose attention weights the CAMs")
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks")
     device: str | None = option(None, "cpu, cuda, ...; none: CUDA when available")
@@ -157,20 +188,21 @@ class CamsConfig:
 @config_cli(CamsConfig)
 def clustercam_cams(**given):
     "CAMs, seeds and PAR pseudo labels of a split, with their mIoU where ground truth exists."
-    c = CamsConfig(**config_values(CamsConfig, given))
+    started, c = time.time(), CamsConfig(**config_values(CamsConfig, given))
     if c.weights is None: raise ValueError("--weights is required")
     if c.data_path is None: raise ValueError("--data-path is required")
     ds = get_dataset(c.dataset, c.data_path, c.split, kind='infer')
     model, info = model_from_checkpoint(c.weights, ds.num_classes, c.num_heads, c.device, trusted=c.trust_checkpoint)
     refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine
-    res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npy, c.limit, c.progress, refine)
+    res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npz, c.limit, c.progress, refine,
+                         heatmaps=c.heatmaps and c.out is not None)
     values = {k: v for k, v in dataclasses.asdict(c).items() if k != 'progress'}
     command = command_line('clustercam_cams', values, dataclasses.asdict(CamsConfig()), first=('weights', 'data_path', 'dataset', 'split'))
     label = result_label('CAM seeds (threshold sweep and bg_thr) and pseudo labels (PAR' + (', and dense CRF)' if c.crf else ')'),
                          f"{c.dataset} {c.split}", res['images'], checkpoint_label(info, c.weights), command,
                          scales=c.scales, flip=True, crf=['crf'] if c.crf else None, bg_thr=c.bg_thr, delta=c.delta, refine=refine)
     text = f"{label_text(label)}\n\nReproduce: `{command}`\n\n" + cams_report(res)
-    print(text)
+    print(label_text(label)); print(cams_summary(res))
     if c.out is not None:
         js = {k: v for k, v in res.items() if k != 'results'}
         js['sweep'] = {f'{t:.2f}': m for t, m in (res['sweep'] or {}).items()} or None
@@ -178,5 +210,6 @@ def clustercam_cams(**given):
         atomic_write_json(Path(c.out)/'cams.json', {**js, 'weights': str(c.weights), 'split': c.split, 'label': label})
         atomic_write_text(Path(c.out)/'cams.md', text)
         write_run_record(c.out, 'cams', dataclasses.asdict(c), command, label=label)
-        print(f"labels and CAMs under {c.out}; results in {Path(c.out)/'cams.md'}")
+        print(f"labels, CAMs and heat maps under {c.out}; the sweep and per-class table in {Path(c.out)/'cams.md'}")
+    print(f"{data_name(ds)}: seed mIoU {percent(res['best'][1]) if res['best'] else '-'} at the best threshold; {res['images']} images in {duration(time.time() - started)}")
     return res

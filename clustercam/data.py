@@ -455,7 +455,7 @@ def voc_dataset(root: str | os.PathLike, split: str = 'train_aug', kind: str = '
         lab, skipped = np.zeros((len(names), len(classes)), np.float32), []
     if masks is not None: masks = [mdir/f'{n}.png' for n in names]   # the names with labels
     return WSSSDataset(names, [voc/'JPEGImages'/f'{n}.jpg' for n in names], lab, classes, masks, wheres, kind, size,
-                       transform, resize_ratio, skip_bad, f"VOC {voc} {split}", skipped)
+                       transform, resize_ratio, skip_bad, f"{'synthetic' if (voc/'synth.json').is_file() else 'VOC'} {voc} {split}", skipped)
 
 # %% ../nbs/03_data.ipynb #aab86254
 def find_coco_root(root: str | os.PathLike) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageDraw, ImageFont
 from .files import atomic_path, atomic_write_json, atomic_write_text
 from .device import autocast, autocast_dtype
 from .config import option, config_values, config_cli
@@ -21,17 +21,17 @@ from .model import ClusterCAM
 from .checkpoint import model_from_checkpoint
 from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 from .refine import model_mode
-from .metrics import ConfusionMatrix
-from .data import get_dataset, save_mask, to_normalized_tensor, VOC_PALETTE, DataError
+from .metrics import ConfusionMatrix, percent, duration
+from .data import get_dataset, save_mask, to_normalized_tensor, VOC_PALETTE, VOC_CLASSES, COCO_CLASSES, DataError
 from .distributed import DistEnv, init_distributed, close_distributed, gather_objects
 from .crf import dense_crf
 
 # %% auto #0
-__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'PROBS_MODES', 'PICTURE_SUFFIXES', 'VOC_SERVER_DIR', 'predict_probs', 'SegResults',
-           'FullResolution', 'predictions', 'default_workers', 'CRFPool', 'label_maps', 'Scores', 'save_probs',
-           'ticker', 'evaluate_split', 'merge_results', 'picture_files', 'read_picture', 'fit_within', 'Pictures',
-           'overlay', 'predict_folder', 'InferConfig', 'server_archive', 'split_label', 'infer_split', 'infer_pictures',
-           'clustercam_infer']
+__all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'POOL_START_SECONDS', 'PROBS_MODES', 'PICTURE_SUFFIXES', 'VOC_SERVER_DIR',
+           'predict_probs', 'SegResults', 'FullResolution', 'predictions', 'default_workers', 'CRFPool', 'label_maps',
+           'Scores', 'save_probs', 'data_name', 'ticker', 'evaluate_split', 'merge_results', 'picture_files',
+           'read_picture', 'fit_within', 'Pictures', 'overlay', 'with_legend', 'predict_folder', 'InferConfig',
+           'server_archive', 'split_label', 'split_end_line', 'infer_split', 'infer_pictures', 'clustercam_infer']
 
 # %% ../nbs/40_infer.ipynb #359c5756
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -168,15 +168,35 @@ def default_workers() -> int:
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
+POOL_START_SECONDS = 4.0   # measured: two spawned CRF workers (each imports torch) give their first result 4.6-4.9 s late on 2 busy cores
+
 class CRFPool:
     """Dense-CRF label maps (`crf.dense_crf`, then argmax) of `submit`ted `(rgb, probs)` in `workers` spawned
     processes (0: in this one); `ready()` returns the finished `(key, labels)`, waiting while more than
-    `2 * workers` are pending. A context manager: leaving it stops the workers."""
-    def __init__(self, workers: int = 0, n_iter: int = 10):
+    `2 * workers` are pending. `total`: how many images will come; then the CRF runs in this process until
+    its measured time on the images left exceeds the workers' start-up (`POOL_START_SECONDS`), and only
+    then are the workers started. A context manager: leaving it stops the workers."""
+    def __init__(self, workers: int = 0, n_iter: int = 10, total: int | None = None):
         self.workers, self.n_iter, self.pending, self.finished = workers, n_iter, set(), []
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) if workers > 0 else None
+        self.total, self.done_here, self.seconds_here, self.pool = total, 0, 0.0, None
+        if workers > 0 and total is None: self._start()
+    def _start(self):
+        self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context('spawn'))
+    def _pays(self) -> bool:
+        "Whether the CRF of the images still to come, at this process's measured pace, takes longer than starting the workers."
+        if self.workers == 0 or self.total is None or self.done_here == 0: return False
+        return (self.total - self.done_here) * self.seconds_here / self.done_here > POOL_START_SECONDS
+    @property
+    def started(self) -> int:
+        "Worker processes started (0: every CRF so far ran in this process)."
+        return self.workers if self.pool is not None else 0
     def submit(self, key, rgb: np.ndarray, probs: np.ndarray):
-        if self.pool is None: self.finished.append(_crf_job(key, rgb, probs, self.n_iter)); return
+        if self.pool is None and self._pays(): self._start()
+        if self.pool is None:
+            t0 = time.perf_counter()
+            self.finished.append(_crf_job(key, rgb, probs, self.n_iter))
+            self.seconds_here += time.perf_counter() - t0; self.done_here += 1
+            return
         from clustercam.infer import _crf_job as job   # the package's function: spawned workers import it by name
         self.pending.add(self.pool.submit(job, key, rgb, probs, self.n_iter))
     def ready(self, backlog: int | None = None) -> list:
@@ -242,6 +262,11 @@ def _save_pred(out: Path, variant: str, name: str, pred: np.ndarray, palette) ->
     with atomic_path(out/variant/'raw'/f'{name}.png') as tmp: Image.fromarray(pred, 'L').save(tmp, format='PNG')
     save_mask(out/variant/'color'/f'{name}.png', pred, palette)
 
+def data_name(dataset) -> str:
+    "A data set's short name for progress bars and end lines: its kind and split ('synthetic val', 'VOC train_aug'), without the folder."
+    words = str(getattr(dataset, 'description', 'images')).split()
+    return ' '.join(words[:1] + words[-1:]) if len(words) > 2 else ' '.join(words)
+
 @contextlib.contextmanager
 def ticker(progress, total: int, desc: str):
     "A function to call once per finished image: a tqdm bar's update (`progress` True), `progress` itself when callable, or nothing."
@@ -266,7 +291,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
                    flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10,
                    progress=True, limit: int | None = None, palette: np.ndarray = VOC_PALETTE,
                    num_workers: int = 0, processes: int = 1, shard: tuple[int, int] | None = None,
-                   amp: str = 'off', probs: str = 'off') -> SegResults | None:
+                   amp: str = 'off', probs: str = 'off', overlays: bool = False) -> SegResults | None:
     """Predict every image of `dataset` (a `WSSSDataset`, any kind: full-resolution images are read) with
     `predict_probs`; CRF as `crf` says ('off', 'on', 'both'); PNGs under `out` when given. Returns the
     `SegResults` (None when the data set has no ground truth). `workers`: CRF processes (default: all
@@ -275,7 +300,8 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     images i, i+n, i+2n, ... (one rank's part; `merge_results` adds the parts). `progress`: a bar, or a
     function called once per finished image. `amp`: the network's precision (`device.autocast_dtype`; 'off'
     is fp32, the reference's numbers). `probs`: also store the class probabilities under `out/probs` ('off',
-    'full', 'reduced': `save_probs`); the label maps are PNGs either way."""
+    'full', 'reduced': `save_probs`); the label maps are PNGs either way. `overlays`: also write each image with its
+    prediction blended in and a legend of the classes (`out/VARIANT/overlay/NAME.jpg`)."""
     if probs not in PROBS_MODES: raise ValueError(f"--probs must be one of {PROBS_MODES}, got {probs!r}")
     net = getattr(model, 'module', model)
     variants, scales, index, count = _check_run(net, dataset, scales, crf, processes, shard)
@@ -285,23 +311,27 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
         if device.type != 'cpu':
             raise ValueError("processes > 1 runs copies of the network on the CPU; for several GPUs, start clustercam_infer with torchrun")
         return _evaluate_in_processes(net, dataset, processes, progress, n, dict(
-            out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n, amp=amp, probs=probs))
+            out=out, scales=scales, flip=flip, crf=crf, crf_iters=crf_iters, palette=palette, limit=n, amp=amp, probs=probs, overlays=overlays))
+    auto = workers is None   # then the workers start only once they pay (`CRFPool`'s `total`)
     if workers is None:   # one rank of several on a CPU keeps to its core; a GPU rank shares the cores for the CRF
         workers = default_workers() if count == 1 else (max(1, default_workers() // count) if device.type == 'cuda' else 0)
     indices, out = list(range(index, n, count)), Path(out) if out is not None else None
     scores, t0 = Scores(dataset, variants) if dataset.has_masks else None, time.time()
-    with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, \
-         ticker(progress, len(indices), f"infer {getattr(dataset, 'description', '')}") as tick:
+    names = ['background', *dataset.classes]
+    with CRFPool(workers if 'crf' in variants else 0, crf_iters, len(indices) if auto else None) as pool, \
+         ticker(progress, len(indices), f"infer {data_name(dataset)}") as tick:
         preds = predictions(model, FullResolution(dataset, indices), scales, flip, amp_dtype, num_workers,
                             probs='crf' in variants or (probs != 'off' and out is not None))
         for item, labels in label_maps(_storing_probs(preds, out, probs), variants, pool):
             if out is not None:
                 for v, pred in labels.items(): _save_pred(out, v, item['name'], pred, palette)
+                if overlays:
+                    for v, pred in labels.items(): _save_overlay(out/v/'overlay'/f"{item['name']}.jpg", item['rgb'].numpy(), pred, names, palette)
             if scores is not None: scores.add(item['index'], labels)
             tick()
     seconds = time.time() - t0
     meta = {'images': len(indices), 'scales': list(scales), 'flip': flip, 'amp': amp, 'seconds': round(seconds, 2),
-            'images_per_second': round(len(indices) / max(seconds, 1e-9), 3), 'crf_workers': workers if 'crf' in variants else 0}
+            'images_per_second': round(len(indices) / max(seconds, 1e-9), 3), 'crf_workers': pool.started}
     if count > 1: meta['shard'] = [index, count]
     return scores.results(meta) if scores is not None else None
 
@@ -332,7 +362,7 @@ def _evaluate_in_processes(net, dataset, processes, progress, n, kw) -> SegResul
     ctx = mp.get_context('spawn')
     ticks = ctx.Queue()
     t0 = time.time()
-    with ticker(progress, n, f"infer {getattr(dataset, 'description', '')}") as tick, \
+    with ticker(progress, n, f"infer {data_name(dataset)}") as tick, \
          cf.ProcessPoolExecutor(processes, mp_context=ctx, initializer=_hold_ticks, initargs=(ticks,)) as pool:
         futures = [pool.submit(_shard_job, net, dataset, (p, processes), threads, kw) for p in range(processes)]
         finished = 0
@@ -409,22 +439,48 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray = VOC_PALETTE
     out[fg] = (1 - alpha) * out[fg] + alpha * palette[mask[fg]].astype(np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
-def _save_picture(out: Path, item: dict, labels: dict, palette) -> None:
+def _save_picture(out: Path, item: dict, labels: dict, palette, names: Sequence[str] = ('background',)) -> None:
     H, W = item['size']
     rgb = None
     for v, small in labels.items():
         mask = small if small.shape == (H, W) else np.asarray(Image.fromarray(small).resize((W, H), Image.NEAREST))
         save_mask(out/v/'masks'/f"{item['name']}.png", mask, palette)
         if rgb is None: rgb = item['rgb'].numpy() if tuple(item['rgb'].shape[:2]) == (H, W) else read_picture(item['path'])
-        with atomic_path(out/v/'overlays'/f"{item['name']}.jpg") as tmp:
-            Image.fromarray(overlay(rgb, mask, palette)).save(tmp, format='JPEG', quality=90)
+        _save_overlay(out/v/'overlays'/f"{item['name']}.jpg", rgb, mask, names, palette)
+
+# %% ../nbs/40_infer.ipynb #103529a9
+def with_legend(picture: np.ndarray, names: Sequence[str], ids: Sequence[int], palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
+    """`picture` (H,W,3 uint8) over a white strip with a swatch in its colour and the name of each class id in `ids`, in rows
+    as wide as the picture; a picture narrower than one entry is widened with white on its right, so that no name is cut."""
+    font = ImageFont.load_default(size=11)
+    entries = [(k, names[k] if k < len(names) else f'class {k}') for k in ids]
+    W = max([picture.shape[1]] + [8 + 16 + int(font.getlength(name)) + 10 for _, name in entries])
+    if W > picture.shape[1]: picture = np.pad(picture, ((0, 0), (0, W - picture.shape[1]), (0, 0)), constant_values=255)
+    rows, x = [[]], 4
+    for k, name in entries:
+        w = 16 + int(font.getlength(name)) + 10
+        if rows[-1] and x + w > W: rows.append([]); x = 4
+        rows[-1].append((x, k, name)); x += w
+    strip = Image.new('RGB', (W, 16 * len(rows) + 4), 'white')
+    draw = ImageDraw.Draw(strip)
+    for r, row in enumerate(rows):
+        for x, k, name in row:
+            y = 4 + 16 * r
+            draw.rectangle([x, y, x + 11, y + 11], fill=tuple(int(c) for c in palette[k]), outline='black')
+            draw.text((x + 15, y), name, fill='black', font=font)
+    return np.concatenate([picture, np.asarray(strip)], axis=0)
+
+def _save_overlay(path: Path, rgb: np.ndarray, mask: np.ndarray, names: Sequence[str], palette) -> None:
+    "`overlay` of `mask` on `rgb` with the legend of the classes it holds (background included), as a JPEG."
+    ids = [int(k) for k in np.unique(mask) if k != 255]
+    with atomic_path(path) as tmp: Image.fromarray(with_legend(overlay(rgb, mask, palette), names, ids, palette)).save(tmp, format='JPEG', quality=90)
 
 # %% ../nbs/40_infer.ipynb #b2410c7c
 def predict_folder(model: nn.Module, folder: str | os.PathLike, out: str | os.PathLike, scales: Sequence[float] = DEFAULT_SCALES,
                    flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10, progress=True,
                    amp: str = 'off', max_side: int = 500, limit: int | None = None, num_workers: int = 0,
-                   palette: np.ndarray = VOC_PALETTE, shard: tuple[int, int] | None = None) -> dict:
-    """Masks and overlays of the pictures in `folder` (`picture_files`) under `out`, as a split's predictions are
+                   palette: np.ndarray = VOC_PALETTE, shard: tuple[int, int] | None = None, names: Sequence[str] | None = None) -> dict:
+    """Masks and overlays (with a legend: `names`, background first) of the pictures in `folder` (`picture_files`) under `out`, as a split's predictions are
     made (`predictions`, `label_maps`); pictures that cannot be read are skipped. Returns `{'images', 'written',
     'skipped': [(path, reason)], 'seconds'}` (of this `shard` of the pictures, when given)."""
     variants, scales, out = _variants(crf), _check_scales(scales), Path(out)
@@ -433,14 +489,16 @@ def predict_folder(model: nn.Module, folder: str | os.PathLike, out: str | os.Pa
     net = getattr(model, 'module', model)
     device = next(net.parameters()).device
     amp_dtype = autocast_dtype(device, amp)
+    auto = workers is None
     if workers is None: workers = default_workers() if count == 1 else 0
     items = Pictures(paths, max_side, indices=range(index, len(paths), count))
     written, skipped, t0 = 0, [], time.time()
-    with CRFPool(workers if 'crf' in variants else 0, crf_iters) as pool, ticker(progress, len(items), f"infer {folder}") as tick:
+    with CRFPool(workers if 'crf' in variants else 0, crf_iters, len(items) if auto else None) as pool, \
+         ticker(progress, len(items), f"infer {Path(folder).name}") as tick:
         preds = predictions(model, items, scales, flip, amp_dtype, num_workers, skip_errors=True, probs='crf' in variants)
         for item, labels in label_maps(preds, variants, pool):
             if item.get('error') is not None: skipped.append((item['path'], item['error']))
-            else: _save_picture(out, item, labels, palette); written += 1
+            else: _save_picture(out, item, labels, palette, names or ('background',)); written += 1
             tick()
     return {'images': len(items), 'written': written, 'skipped': skipped, 'seconds': round(time.time() - t0, 2)}
 
@@ -453,11 +511,12 @@ class InferConfig:
     images: str | None = option(None, "instead: a folder of your own pictures (jpg, png), a mask and an overlay for each")
     split: str = option('val', "split to predict: val, train, test, ... or a list file")
     out: str | None = option(None, "folder for the PNGs and results.{json,md} (none: no files); with --images, required")
+    overlays: bool = option(False, "with --data-path and --out: also each image with its prediction blended in and a legend (VARIANT/overlay/NAME.jpg)")
     dataset: str = option('voc', "voc, coco or synthetic")
     scales: tuple[float, ...] = option(DEFAULT_SCALES, "inference scales")
     flip: bool = option(False, "also predict the mirror images (max over both)")
     crf: str = option('both', "dense CRF: off, on, or both (one pass, both numbers)")
-    workers: int | None = option(None, "CRF worker processes; none: all cores; 0: in this process")
+    workers: int | None = option(None, "CRF worker processes; none: all cores, started once the CRF of the images left would outlast their start-up (about 4 s); 0: in this process")
     crf_iters: int = option(10, "mean-field iterations of the CRF")
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks that do not store it")
     device: str | None = option(None, "cpu, cuda, cuda:1, ...; none: CUDA when available")
@@ -504,7 +563,7 @@ def _split_results(cfg: InferConfig, env: DistEnv) -> tuple:
     model, info = model_from_checkpoint(cfg.weights, ds.num_classes, cfg.num_heads, env.device, trusted=cfg.trust_checkpoint)
     ds.checkpoint = checkpoint_label(info, cfg.weights)
     res = evaluate_split(model, ds, cfg.out, cfg.scales, cfg.flip, cfg.crf, cfg.workers, cfg.crf_iters, cfg.progress and env.main,
-                         cfg.limit, num_workers=cfg.num_workers, processes=cfg.processes, amp=cfg.amp,
+                         cfg.limit, num_workers=cfg.num_workers, processes=cfg.processes, amp=cfg.amp, overlays=cfg.overlays,
                          shard=(env.rank, env.world_size) if env.distributed else None, probs=cfg.probs)
     if not env.distributed: return ds, res
     parts = gather_objects(res, env)
@@ -516,9 +575,17 @@ def _split_results(cfg: InferConfig, env: DistEnv) -> tuple:
     res.meta.pop('shard', None); res.meta['images_per_second'] = round(res.meta['images'] / max(seconds, 1e-9), 3)
     return ds, res
 
-def infer_split(cfg: InferConfig, env: DistEnv) -> SegResults | None:
-    "`clustercam_infer --data-path`: the split predicted and scored; rank 0 prints the table and writes results.{json,md}."
+def split_end_line(name: str, res: SegResults, seconds: float) -> str:
+    "The last line of `clustercam_infer` on a split: the mIoU of each variant in %, the images and the wall time."
+    said = {'no_crf': 'without CRF', 'crf': 'with CRF'}
+    mious = ', '.join(f"{percent(cm.miou())} {said.get(v, v)}" for v, cm in res.matrices.items())
+    return f"{name}: mIoU {mious}; {res.meta.get('images')} images in {duration(seconds)}"
+
+def infer_split(cfg: InferConfig, env: DistEnv, started: float | None = None) -> SegResults | None:
+    """`clustercam_infer --data-path`: the split predicted and scored; rank 0 prints the table, writes results.{json,md}
+    and ends with `split_end_line` (wall time since `started`, default: since this call)."""
     t0 = time.time()
+    started = t0 if started is None else started
     ds, res = _split_results(cfg, env)
     if not env.main: return None
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
@@ -529,41 +596,47 @@ def infer_split(cfg: InferConfig, env: DistEnv) -> SegResults | None:
                          seconds=round(time.time() - t0, 2))
     if res is None:
         print(f"{ds.description}: no ground truth; predictions in {cfg.out}" if cfg.out else f"{ds.description}: no ground truth")
+        print(f"{data_name(ds)}: {len(ds) if cfg.limit is None else min(cfg.limit, len(ds))} images predicted in {duration(time.time() - started)}")
         return None
     res.meta.update(weights=str(cfg.weights), data_path=str(cfg.data_path), split=cfg.split, label=label)
     print(label_text(label)); print(res)
     if cfg.out is not None:
         js, md = res.save(cfg.out); print(f"results: {js} and {md}; predictions under {cfg.out}")
+    print(split_end_line(data_name(ds), res, time.time() - started))
     return res
 
-def infer_pictures(cfg: InferConfig, env: DistEnv) -> dict | None:
-    "`clustercam_infer --images`: masks and overlays of a folder of pictures; rank 0 reports (skipped pictures on stderr, exit status 3)."
+def infer_pictures(cfg: InferConfig, env: DistEnv, started: float | None = None) -> dict | None:
+    "`clustercam_infer --images`: masks and overlays of a folder of pictures; rank 0 reports (skipped pictures on stderr, exit status 3) and the wall time since `started`."
+    started = time.time() if started is None else started
     if cfg.out is None: raise ValueError("--images needs --out (the folder for the masks and overlays)")
     if cfg.processes > 1: raise ValueError("--processes > 1 works with --data-path; for --images start several processes with torchrun")
     model, info = model_from_checkpoint(cfg.weights, None, cfg.num_heads, env.device, trusted=cfg.trust_checkpoint)
+    # the authors' files name no classes: 20 are VOC's, 80 COCO's
+    classes = info['config'].get('classes') or {20: VOC_CLASSES, 80: COCO_CLASSES}.get(getattr(model, 'module', model).num_classes)
     res = predict_folder(model, cfg.images, cfg.out, cfg.scales, cfg.flip, cfg.crf, cfg.workers, cfg.crf_iters, cfg.progress and env.main,
-                         cfg.amp, cfg.max_side, cfg.limit, cfg.num_workers, shard=(env.rank, env.world_size) if env.distributed else None)
+                         cfg.amp, cfg.max_side, cfg.limit, cfg.num_workers, shard=(env.rank, env.world_size) if env.distributed else None,
+                         names=['background', *classes] if classes else None)
     parts = gather_objects(res, env)
     if not env.main: return None
     res = {'images': sum(p['images'] for p in parts), 'written': sum(p['written'] for p in parts),
            'skipped': sorted(s for p in parts for s in p['skipped']), 'seconds': max(p['seconds'] for p in parts)}
-    classes = info['config'].get('classes')
     atomic_write_json(Path(cfg.out)/'pictures.json', {**res, 'folder': str(cfg.images), 'weights': str(cfg.weights),
                                                       'classes': ['background', *classes] if classes else None})
     for path, reason in res['skipped']: print(f"clustercam_infer: skipped: {reason}", file=sys.stderr)
     print(f"{res['written']} of {res['images']} pictures: masks and overlays under {cfg.out}"
-          + (f"; {len(res['skipped'])} skipped (unreadable, listed in {Path(cfg.out)/'pictures.json'})" if res['skipped'] else ''))
+          + (f"; {len(res['skipped'])} skipped (unreadable, listed in {Path(cfg.out)/'pictures.json'})" if res['skipped'] else '')
+          + f"; {duration(time.time() - started)}")
     return res
 
 @config_cli(InferConfig)
 def clustercam_infer(**given):
     "Multi-scale inference with the segmentation decoder and optional dense CRF: a split scored (per-class IoU, mIoU), or your own pictures (masks, overlays)."
-    cfg = InferConfig(**config_values(InferConfig, given))
+    started, cfg = time.time(), InferConfig(**config_values(InferConfig, given))
     if cfg.weights is None: raise ValueError("--weights is required")
     if (cfg.data_path is None) == (cfg.images is None):
         raise ValueError("give --data-path (a data set's split, scored) or --images (a folder of pictures), one of them")
     env = init_distributed(cfg.device)   # under torchrun: one shard of the images per process
-    try: res = infer_pictures(cfg, env) if cfg.images is not None else infer_split(cfg, env)
+    try: res = infer_pictures(cfg, env, started) if cfg.images is not None else infer_split(cfg, env, started)
     finally: close_distributed(env)
     if res is not None and cfg.images is not None and res['skipped']: sys.exit(3)   # done, but some pictures could not be read
     return res

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['ConfusionMatrix', 'average_precision', 'mean_average_precision']
+__all__ = ['ConfusionMatrix', 'average_precision', 'mean_average_precision', 'percent', 'duration']
 
 # %% ../nbs/22_metrics.ipynb #42bc5779
 def _as_long_tensor(x, name):
@@ -122,3 +122,14 @@ def mean_average_precision(targets, scores, over: str = 'images') -> float:
     if over == 'classes': y, s = y.T, s.T
     aps = [average_precision(yi, si) for yi, si in zip(y, s) if yi.sum() > 0]
     return float(np.mean(aps)) if aps else float('nan')
+
+# %% ../nbs/22_metrics.ipynb #b6019ddb
+def percent(fraction: float, digits: int = 2) -> str:
+    "A fraction as the tables write it: `0.1464` -> '14.64 %'; NaN -> '-'."
+    return '-' if fraction != fraction else f'{100 * fraction:.{digits}f} %'
+
+def duration(seconds: float) -> str:
+    "Wall time for people: '4.2 s', '3 min 05 s', '2 h 07 min'."
+    if round(seconds, 1) < 60: return f'{seconds:.1f} s'
+    m, s = divmod(int(round(seconds)), 60)
+    return f'{m} min {s:02d} s' if m < 60 else f'{m // 60} h {m % 60:02d} min'

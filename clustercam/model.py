@@ -8,7 +8,6 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
 from .backbone import PatchEmbed, PlainBlock, resize_pos_embed
 from .class_attention import ClusteringBlock
 from fastcore.basics import patch
@@ -79,6 +78,7 @@ class ClusterCAM(nn.Module):
 # %% ../nbs/13_model.ipynb #adaca176
 @patch
 def _init_weights(self: ClusterCAM):
+    from timm.layers import trunc_normal_   # here: timm imports torchvision (1.3 s), which `--help` need not wait for
     trunc_normal_(self.pos_embed, std=.02); trunc_normal_(self.cls_token, std=.02)
     for m in self.blocks.modules():
         if isinstance(m, nn.Linear):

@@ -21,7 +21,8 @@ from .model import ClusterCAM
 from .checkpoint import load_checkpoint, read_checkpoint
 from .refine import PAR, multiscale_cams, pseudo_labels
 from .losses import seg_loss, cls_loss
-from .metrics import ConfusionMatrix, mean_average_precision
+from .metrics import ConfusionMatrix, mean_average_precision, percent, duration
+import time
 from .data import get_dataset, train_transform
 from .distributed import DistEnv, init_distributed, close_distributed, is_distributed, any_rank, ShardSampler, gather_objects
 from .record import RunRecord, command_line
@@ -548,14 +549,16 @@ def config_from_args(preset: str | None = None, **given) -> TrainConfig:
 @config_cli(TrainConfig)
 def clustercam_train(**given):
     "Train ClusterCAM end to end (run under torchrun for several GPUs or nodes)."
+    started = time.time()
     try: res = train(config_from_args(**given))
     except TrainingInterrupted as e:
         print(f"clustercam_train: {e}", file=sys.stderr, flush=True); sys.exit(128 + e.signum)
     except NonFiniteLoss as e: sys.exit(f"clustercam_train: {e}")
     if 'best' in res and int(os.environ.get('RANK', '0')) == 0:
         on = res.get('selected_on')   # the split the best was chosen on names the number
-        best = f"best {on} mIoU {res['best']['miou']} (epoch {res['best']['epoch']})" if on else f"last epoch {res['epoch']}"
-        print(f"done: {best}; checkpoints in {res['output_dir']}")
+        best = f"best {on} mIoU {percent(res['best']['miou'])} (epoch {res['best']['epoch']})" if on and res['best'].get('miou') is not None \
+               else f"last epoch {res['epoch']}"
+        print(f"done: {best} in {duration(time.time() - started)}; checkpoints in {res['output_dir']}")
     return res
 
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'clustercam.train':

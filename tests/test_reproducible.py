@@ -50,7 +50,7 @@ def test_tiny_run_records_itself_and_labels_its_numbers(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     label = json.loads((tmp_path/'cams'/'cams.json').read_text())['label']
     assert label['measured'].startswith('CAM seeds') and label['images'] == 2 and label['checkpoint'].startswith('last epoch')
-    assert not (tmp_path/'cams'/'cams').exists()             # CAM arrays only with --npy: label maps (PNGs) by default
+    assert not (tmp_path/'cams'/'cams').exists()             # CAM arrays only with --npz: label maps (PNGs) by default
     assert json.loads((tmp_path/'cams'/'run.json').read_text())['kind'] == 'cams'
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastcore.script import Param
+from fastcore.script import Param, bool_arg
+from ..metrics import percent, duration
 from ..config import cli
 from ..files import atomic_torch_save
 from ..checkpoint import read_checkpoint
@@ -136,11 +137,12 @@ class _PretrainingState:
                            'patch_head': self.head_state(), 'seconds': self.seconds()}, self.file)
 
 def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 1000, log_every: int = 1000,
-                 stop_at_step: int | None = None, data: tuple | None = None, **recipe) -> dict:
+                 stop_at_step: int | None = None, data: tuple | None = None, progress: bool = False, **recipe) -> dict:
     """Train `build_vit` on `object_centric_set` with `PRETRAIN_RECIPE` updated by `recipe`, and write
     `{'model': state dict (timm names), 'recipe', 'val_accuracy', 'seconds'}` to `out`, atomically.
     Resumes from `out.resume.pth` when a stopped run with the same recipe left one. `stop_at_step`
-    stops there (state saved), as a kill would. `data`: the `(images, labels)` to use (tests)."""
+    stops there (state saved), as a kill would. `data`: the `(images, labels)` to use (tests). `progress`: a bar
+    counting the steps (the log lines print above it)."""
     unknown = set(recipe) - set(PRETRAIN_RECIPE) - set(PRETRAIN_OPTIONS)
     if unknown: raise TypeError(f"pretrain_vit: unknown recipe keys {sorted(unknown)}; known: {sorted({**PRETRAIN_RECIPE, **PRETRAIN_OPTIONS})}")
     r = {**PRETRAIN_RECIPE, **recipe}
@@ -148,7 +150,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
     if _segment(r) and not r['patch_weight']: raise ValueError("patch_target='segment' needs patch_weight > 0")
     for k, v in PRETRAIN_OPTIONS.items():
         if r.get(k) == v: del r[k]   # a default option is left out: the recipe reads as before it existed
-    if r['n_images'] <= r['n_val']: raise ValueError(f"n_images ({r['n_images']}) must exceed n_val ({r['n_val']})")
+    if r['n_images'] <= r['n_val']: raise ValueError(f"--n-images ({r['n_images']}) must exceed --n-val ({r['n_val']}), the held-out images among them")
     out, saved_threads = Path(out), torch.get_num_threads()
     if threads: torch.set_num_threads(threads)
     try:
@@ -159,15 +161,20 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
         state = _PretrainingState(out, r, model, patch_head, opt); state.t0 = t0; state.load()
         held_out = lambda: vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
         model.train()
+        from tqdm.auto import tqdm
+        bar = tqdm(total=r['steps'], initial=state.start, unit='step', desc='pretrain', disable=not progress, dynamic_ncols=True)
+        say = bar.write if progress else (lambda text: print(text, flush=True))
         for step in range(state.start + 1, r['steps'] + 1):
             for g in opt.param_groups: g['lr'] = _lr(step, r)
             loss = _pretraining_loss(model, patch_head, *_batch(images, labels, step, r, masks[0] if _segment(r) else None), r)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+            bar.update(1)
             if log_every and step % log_every == 0:
-                print(f"pretrain step {step}/{r['steps']}: loss {loss.item():.3f}, held-out accuracy {held_out():.3f}, "
-                      f"{time.time() - t0:.0f} s", flush=True)
-            if step == stop_at_step: state.save(step); return dict(stopped_at=step)
+                say(f"pretrain step {step}/{r['steps']}: loss {loss.item():.3f}, held-out accuracy {held_out():.3f}, "
+                    f"{time.time() - t0:.0f} s")
+            if step == stop_at_step: bar.close(); state.save(step); return dict(stopped_at=step)
             if save_every and step % save_every == 0 and step < r['steps']: state.save(step)
+        bar.close()
         result = {'model': model.state_dict(), 'recipe': r, 'val_accuracy': held_out(), 'seconds': state.seconds(),
                   'patch_head': state.head_state(),
                   'format': 'timm VisionTransformer (DeiT names); load with clustercam.checkpoint.load_checkpoint(..., init=True)'}
@@ -185,15 +192,19 @@ def clustercam_pretrain(
     out: Param("the .pth file to write (timm/DeiT names; `--init` of clustercam_train loads it)", str),
     steps: Param("optimisation steps", int) = PRETRAIN_RECIPE['steps'],
     n_images: Param("object-centric images to draw (the first n_val are held out)", int) = PRETRAIN_RECIPE['n_images'],
+    n_val: Param("held-out images, the first of n_images, for the accuracy", int) = PRETRAIN_RECIPE['n_val'],
     image_size: Param("training crop size in pixels", int) = PRETRAIN_RECIPE['image_size'],
     seed: Param("seed of the images and of every step", int) = PRETRAIN_RECIPE['seed'],
     patch_weight: Param("weight of the patch head's loss (0: class token only, as DeiT)", float) = PRETRAIN_RECIPE['patch_weight'],
     patch_target: Param(f"what the patch head learns: {', '.join(PATCH_TARGETS)} (the image's class from the mean patch; each patch's own class or background)", str) = PRETRAIN_OPTIONS['patch_target'],
     embed_dim: Param("token width", int) = PRETRAIN_RECIPE['embed_dim'],
     threads: Param("torch threads (1 reproduces the shipped file)", int) = 1,
+    log_every: Param("print the loss and the held-out accuracy every N steps (0: never)", int) = 1000,
+    progress: Param("show a progress bar", bool_arg) = True,
 ):
     "Pretrain the synthetic-world ViT backbone (the demo's stand-in for ImageNet DeiT weights)."
-    try: res = pretrain_vit(out, threads=threads, steps=steps, n_images=n_images, image_size=image_size, seed=seed,
-                            patch_weight=patch_weight, patch_target=patch_target, embed_dim=embed_dim)
-    except (ValueError, TypeError) as e: sys.exit(f"clustercam_pretrain: {e}")
-    print(f"wrote {res['path']}: held-out accuracy {res['val_accuracy']:.3f}, {res['seconds']:.0f} s")
+    if steps < 1: raise ValueError(f"--steps must be at least 1, got {steps}")
+    res = pretrain_vit(out, threads=threads, log_every=log_every, progress=progress, steps=steps, n_images=n_images, n_val=n_val,
+                       image_size=image_size, seed=seed, patch_weight=patch_weight, patch_target=patch_target, embed_dim=embed_dim)
+    print(f"wrote {res['path']}: held-out accuracy {percent(res['val_accuracy'], 1)} in {duration(res['seconds'])}")
+    return res
