@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['soft_cluster']
+__all__ = ['soft_cluster', 'assignment_entropy', 'cluster_purity']
 
 # %% ../nbs/11_clustering.ipynb #beeef7bb
 def soft_cluster(features: torch.Tensor, grid: tuple[int, int] = (2, 2), n_iter: int = 3, eps: float = 1e-8):
@@ -27,3 +27,29 @@ def soft_cluster(features: torch.Tensor, grid: tuple[int, int] = (2, 2), n_iter:
         assign = ((z @ centres.transpose(1, 2)) * D ** -0.5).softmax(-1)                  # (B,N,M)
         centres = (assign.transpose(1, 2) @ z) / (eps + assign.sum(1)[..., None])           # (B,M,D)
     return assign, centres
+
+# %% ../nbs/11_clustering.ipynb #1433f050
+def assignment_entropy(assign: torch.Tensor) -> float:
+    "Mean per-patch entropy in nats of a soft assignment (..., N, M) whose rows sum to 1; uniform rows give log M."
+    p = assign.detach().double()
+    return float(-(p * p.clamp_min(1e-300).log()).sum(-1).mean())
+
+# %% ../nbs/11_clustering.ipynb #35e6e0bb
+def _entropy(counts: torch.Tensor) -> torch.Tensor:
+    p = counts[counts > 0] / counts.sum()
+    return -(p * p.log()).sum()
+
+def cluster_purity(assign: torch.Tensor, labels: torch.Tensor, ignore: int = 255) -> float:
+    """NMI (arithmetic normalisation) between the hard assignment `assign.argmax(-1)` (B, N) and integer patch
+    `labels` (B, N), mean over images; patches labelled `ignore` left out. 1 when both partitions agree."""
+    if assign.ndim == 2: assign, labels = assign[None], labels[None]
+    scores = []
+    for q, y in zip(assign.argmax(-1), labels.long()):
+        keep = y != ignore; q, y = q[keep], y[keep]
+        if len(y) == 0: continue
+        _, yi = y.unique(return_inverse=True); _, qi = q.unique(return_inverse=True)
+        joint = torch.zeros(int(qi.max()) + 1, int(yi.max()) + 1, dtype=torch.float64).index_put_((qi, yi), torch.ones(len(y), dtype=torch.float64), accumulate=True)
+        hq, hy = _entropy(joint.sum(1)), _entropy(joint.sum(0))
+        mi = hq + hy - _entropy(joint.flatten())
+        scores.append(1.0 if hq + hy == 0 else float(2 * mi / (hq + hy)))
+    return sum(scores) / len(scores) if scores else float('nan')

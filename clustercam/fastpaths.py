@@ -131,7 +131,7 @@ def token_attention(q, k, v, num_classes: int, scale: float, patch_weights: bool
     return None
 
 def attention(attn: nn.Module, x: torch.Tensor, num_classes: int, patch_weights: bool = False):
-    "`TokenAttention.forward` (chapter `10_backbone`) on the speed paths: `(output, class_to_patch, patch_to_patch)`."
+    "The forward pass of `TokenAttention` (chapter `10_backbone`) on the speed paths: `(output, class_to_patch, patch_to_patch)`."
     B, T, D = x.shape
     q, k, v = linear(attn.qkv, x).reshape(B, T, 3, attn.num_heads, D // attn.num_heads).permute(2, 0, 3, 1, 4)
     fast = token_attention(q, k, v, num_classes, attn.scale, patch_weights)

@@ -15,8 +15,8 @@ from .files import atomic_write_json, atomic_write_text, fresh_folder
 from .data import VOC_PALETTE, voc_dataset
 
 # %% auto #0
-__all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'SYNTH_WORLDS', 'PART_BODY', 'PART_MARK', 'MARK_SCALE',
-           'synth_sample', 'parts_sample', 'make_synthetic_voc', 'clustercam_synth']
+__all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'SYNTH_WORLDS', 'SYNTH_DECOYS', 'PART_BODY', 'PART_MARK',
+           'MARK_SCALE', 'synth_sample', 'parts_sample', 'make_synthetic_voc', 'clustercam_synth']
 
 # %% ../nbs/04_synthetic.ipynb #195a36ad
 SYNTH_CLASSES = ('disc', 'square', 'triangle', 'cross', 'ring', 'star')
@@ -133,6 +133,7 @@ def synth_sample(rng: np.random.Generator, height: int, width: int, n_classes: i
 
 # %% ../nbs/04_synthetic.ipynb #302e4f73
 SYNTH_WORLDS = ('shapes', 'parts')
+SYNTH_DECOYS = ('shared', 'none', 'distinct')   # the parts world's decoys: body-like, absent, or in a texture no body has
 PART_BODY, PART_MARK = 1, 2   # the values of a SegmentationPart PNG (0: not an object)
 MARK_SCALE = (0.35, 0.45)     # a mark's radius, as a fraction of its body's
 
@@ -167,15 +168,19 @@ def _mark(rng, body, cls, n_classes, yy, xx):
 
 # %% ../nbs/04_synthetic.ipynb #2c43f42a
 def parts_sample(rng: np.random.Generator, height: int, width: int, n_classes: int = 5, border: int = 1,
-                 max_objects: int = 3, min_visible: float = 0.4, max_decoys: int = 2):
+                 max_objects: int = 3, min_visible: float = 0.4, max_decoys: int = 2, decoys: str = 'shared'):
     """One image of the parts world: `(rgb, mask, boxes, parts)` as `synth_sample`, plus `parts` uint8 (H,W):
     PART_BODY / PART_MARK on the objects, 0 elsewhere. Objects: a class-specific mark on a body every class
-    shares; decoys: bodies without a mark, in the background."""
+    shares; decoys (`decoys='shared'`): bodies without a mark, in the background. `'none'` draws them
+    and leaves them out (the same objects, on a background without decoys); `'distinct'` paints them in the one
+    texture no body is given (`SYNTH_TEXTURES[n_classes]`)."""
     H, W = height, width; yy, xx = np.mgrid[:H, :W].astype(np.float32); short = min(H, W)
     img = _background(rng, H, W, yy, xx)
     rng_tex = np.random.default_rng(rng.integers(2**63))
     for _ in range(rng.integers(0, max_decoys + 1)):   # decoys: the body look without a mark is background
-        decoy = _body(rng, H, W, yy, xx, short, n_classes); _paint_body(img, decoy, decoy['inside'], xx, yy, rng_tex)
+        decoy = _body(rng, H, W, yy, xx, short, n_classes)
+        if decoys == 'distinct': decoy['texture'] = SYNTH_TEXTURES[n_classes]
+        if decoys != 'none': _paint_body(img, decoy, decoy['inside'], xx, yy, rng_tex)
     n_obj = int(rng.choice(np.arange(1, max_objects + 1), p=np.array([0.45, 0.35, 0.2][:max_objects]) / sum([0.45, 0.35, 0.2][:max_objects])))
     for attempt in range(50):   # redraw until every object, and its mark, stays visible enough
         inst, mark_of = np.zeros((H, W), np.int32), np.zeros((H, W), bool); objs = []
@@ -218,13 +223,16 @@ def _xml(name: str, H: int, W: int, objs, classes) -> str:
 
 def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 100, size: int = 128, seed: int = 0,
                        n_classes: int = 5, border: int | None = None, min_aspect: float = 0.75, quality: int = 92,
-                       world: str = 'shapes') -> Path:
-    "Write a synthetic data set in the VOC layout to `out` (`world`: 'shapes' or 'parts'); returns `out`."
+                       world: str = 'shapes', decoys: str = 'shared') -> Path:
+    "Write a synthetic data set in the VOC layout to `out` (`world`: 'shapes' or 'parts'; `decoys`: `parts_sample`'s); returns `out`."
     if not 1 <= n_classes <= len(SYNTH_CLASSES): raise ValueError(f"n_classes must be 1..{len(SYNTH_CLASSES)}, got {n_classes}")
     if size < 32: raise ValueError(f"size must be at least 32 px, got {size}")
     if n_train < 0 or n_val < 0 or n_train + n_val == 0: raise ValueError("n_train and n_val must be >= 0, and not both 0")
     if not 0.2 <= min_aspect <= 1: raise ValueError(f"min_aspect must lie in 0.2..1, got {min_aspect}")
     if world not in SYNTH_WORLDS: raise ValueError(f"world must be one of {SYNTH_WORLDS}, got {world!r}")
+    if decoys not in SYNTH_DECOYS: raise ValueError(f"decoys must be one of {SYNTH_DECOYS}, got {decoys!r}")
+    if decoys != 'shared' and world != 'parts': raise ValueError(f"decoys={decoys!r} needs world='parts' (the shapes world has no decoys)")
+    if decoys == 'distinct' and n_classes >= len(SYNTH_TEXTURES): raise ValueError(f"decoys='distinct' needs a texture no body has: n_classes must be below {len(SYNTH_TEXTURES)}, got {n_classes}")
     out = Path(out); classes = SYNTH_CLASSES[:n_classes]
     border = max(1, round(size / 128)) if border is None else border
     subs = ('JPEGImages', 'Annotations', 'SegmentationClass', 'ImageSets/Segmentation') + (('SegmentationPart',) if world == 'parts' else ())
@@ -238,7 +246,7 @@ def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 
             short = int(round(rng.uniform(min_aspect, 1.0) * size))
             H, W = (size, short) if rng.random() < 0.5 else (short, size)
             if world == 'parts':
-                img, mask, objs, parts = parts_sample(rng, H, W, n_classes, border)
+                img, mask, objs, parts = parts_sample(rng, H, W, n_classes, border, decoys=decoys)
                 Image.fromarray(parts).save(out/'SegmentationPart'/f'{name}.png')
             else: img, mask, objs = synth_sample(rng, H, W, n_classes, border)
             Image.fromarray(img).save(out/'JPEGImages'/f'{name}.jpg', quality=quality)
@@ -253,7 +261,7 @@ def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 
                                              seed=seed, n_classes=n_classes, border=border, min_aspect=min_aspect,
                                              quality=quality, classes=list(classes),
                                              textures=list(SYNTH_TEXTURES[:n_classes]),
-                                             **({'world': world} if world != 'shapes' else {})))   # the shapes' file as it always was
+                                             **({'world': world} if world != 'shapes' else {}), **({'decoys': decoys} if decoys != 'shared' else {})))   # the shapes' file as it always was
     return out
 
 # %% ../nbs/04_synthetic.ipynb #4c34d127
@@ -267,11 +275,12 @@ def clustercam_synth(
     n_classes: Param("number of classes", ranged(int, f'[1, {len(SYNTH_CLASSES)}]')) = 5,
     border: Param("width of the 255 band on outlines (default: size/128)", ranged(int, '>= 1')) = None,
     world: Param(f"which world: {', '.join(SYNTH_WORLDS)} (class marks on shared bodies, with SegmentationPart/)", str) = 'shapes',
+    decoys: Param(f"the parts world's decoys: {', '.join(SYNTH_DECOYS)} (body-like; left out; in a texture no body has)", str) = 'shared',
 ):
     "Write a synthetic weakly-supervised segmentation data set in the PASCAL VOC layout."
     t0 = time.time()
     try:
         fresh_folder(out, 'data set folder', hint=" (a data set written there would mix with what it holds)")
-        root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border, world=world)
+        root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border, world=world, decoys=decoys)
     except ValueError as e: sys.exit(f"clustercam_synth: {e}")
     print(f"wrote {n_train} train + {n_val} val images ({n_classes} classes, {size} px, world {world}) to {root} in {time.time() - t0:.1f} s")

@@ -18,25 +18,29 @@ from ..checkpoint import read_checkpoint
 from ..synthetic import synth_sample, SYNTH_CLASSES
 
 # %% auto #0
-__all__ = ['PRETRAIN_RECIPE', 'SYNTHETIC_VIT', 'object_centric_set', 'build_vit', 'vit_accuracy', 'pretrain_vit',
-           'clustercam_pretrain']
+__all__ = ['PRETRAIN_RECIPE', 'PATCH_TARGETS', 'PRETRAIN_OPTIONS', 'SYNTHETIC_VIT', 'object_centric_set', 'build_vit',
+           'vit_accuracy', 'patch_classes', 'pretrain_vit', 'clustercam_pretrain']
 
 # %% ../../nbs/31_pretrain.ipynb #3d2f2381
 PRETRAIN_RECIPE = dict(n_images=64000, n_val=600, image_size=64, patch_size=8, embed_dim=64, depth=3, num_heads=2,
                        n_classes=6, steps=32000, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=200,
                        label_smoothing=0.1, patch_weight=0.3, seed=7)
+PATCH_TARGETS = ('image', 'segment')   # what the patch head learns: the image's class from the mean patch, or each patch's own class
+PRETRAIN_OPTIONS = dict(patch_target='image')   # recipe keys written into the recipe only when not the default (the shipped file has none)
 
-def object_centric_set(n: int, size: int, n_classes: int = 6, seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+def object_centric_set(n: int, size: int, n_classes: int = 6, seed: int = 7, masks: bool = False) -> tuple:
     """`n` synthetic images with one object each, `(uint8 (n,3,S,S), long (n,))` with `S = size*9//8`, and
-    the object's class. Image `i` comes from the seed stream `[seed, 2, i]`, which no data set uses."""
+    the object's class; `masks=True` adds the class masks, uint8 (n,S,S) (0 background, class + 1, 255 outline).
+    Image `i` comes from the seed stream `[seed, 2, i]`, which no data set uses."""
     if not 1 <= n_classes <= len(SYNTH_CLASSES): raise ValueError(f"n_classes must be 1..{len(SYNTH_CLASSES)}, got {n_classes}")
     if size < 16: raise ValueError(f"size must be at least 16 px, got {size}")
     S = size * 9 // 8
-    images, labels = np.empty((n, S, S, 3), np.uint8), np.empty(n, np.int64)
+    images, labels, class_masks = np.empty((n, S, S, 3), np.uint8), np.empty(n, np.int64), np.empty((n, S, S), np.uint8)
     for i in range(n):
-        img, _, objs = synth_sample(np.random.default_rng([seed, 2, i]), S, S, n_classes, max_objects=1)
+        img, class_masks[i], objs = synth_sample(np.random.default_rng([seed, 2, i]), S, S, n_classes, max_objects=1)
         images[i], labels[i] = img, objs[0][0]
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+    out = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+    return (*out, torch.from_numpy(class_masks)) if masks else out
 
 # %% ../../nbs/31_pretrain.ipynb #14cb9c12
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
@@ -62,7 +66,13 @@ def vit_accuracy(model, images: torch.Tensor, labels: torch.Tensor, size: int, b
     return (pred == labels).float().mean().item()
 
 # %% ../../nbs/31_pretrain.ipynb #b8be7ad9
-def _batch(images, labels, step, r) -> tuple[torch.Tensor, torch.Tensor]:
+def patch_classes(masks: torch.Tensor, patch_size: int, n_classes: int) -> torch.Tensor:
+    "Per patch of class `masks` (B,S,S: 0 background, class + 1, 255 outline): its most frequent of 0..K, -100 where all outline. (B, N)"
+    onehot = F.one_hot(masks.long().clamp_max(n_classes + 1), n_classes + 2)[..., :n_classes + 1].permute(0, 3, 1, 2).float()
+    counts = F.avg_pool2d(onehot, patch_size)                                      # (B, K+1, h, w): the outline counts for nothing
+    return counts.argmax(1).masked_fill(counts.sum(1) == 0, -100).flatten(1)
+
+def _batch(images, labels, step, r, masks=None) -> tuple:
     g = torch.Generator().manual_seed(r['seed'] * 1_000_003 + step)
     idx = torch.randint(r['n_val'], len(images), (r['batch_size'],), generator=g)
     S, margin = r['image_size'], images.shape[-1] - r['image_size']
@@ -70,7 +80,9 @@ def _batch(images, labels, step, r) -> tuple[torch.Tensor, torch.Tensor]:
     x = images[idx, :, oy:oy + S, ox:ox + S].float()
     flip = torch.rand(len(idx), generator=g) < 0.5
     x[flip] = x[flip].flip(-1)
-    return (x - _MEAN) / _STD, labels[idx]
+    if masks is None: return (x - _MEAN) / _STD, labels[idx]
+    m = masks[idx, oy:oy + S, ox:ox + S].clone(); m[flip] = m[flip].flip(-1)   # the same crop and flips
+    return (x - _MEAN) / _STD, (labels[idx], patch_classes(m, r['patch_size'], r['n_classes']))
 
 def _lr(step: int, r: dict) -> float:
     warm = min(1.0, step / max(1, r['warmup_steps']))
@@ -81,7 +93,8 @@ def _pretraining_parts(r: dict):
     torch.manual_seed(r['seed'])
     model = build_vit(**r)
     # the patch head: the classes from the mean of the patch tokens, a loss that reaches them and not only the class token
-    patch_head = torch.nn.Linear(r['embed_dim'], r['n_classes']) if r['patch_weight'] else None
+    # 'segment': each patch's own class or background (K+1 outputs), a loss that asks patches of one object to agree
+    patch_head = torch.nn.Linear(r['embed_dim'], r['n_classes'] + _segment(r)) if r['patch_weight'] else None
     named = [*model.named_parameters(), *(patch_head.named_parameters('patch_head') if patch_head else [])]
     skip = set(model.no_weight_decay())
     decay = [p for n, p in named if p.ndim > 1 and n not in skip]
@@ -89,10 +102,17 @@ def _pretraining_parts(r: dict):
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': r['weight_decay']}, {'params': rest, 'weight_decay': 0.}], lr=r['lr'])
     return model, patch_head, opt
 
+def _segment(r: dict) -> bool: return r.get('patch_target', 'image') == 'segment'
+
 def _pretraining_loss(model, patch_head, x, y, r: dict) -> torch.Tensor:
+    if _segment(r): y, patch_y = y
     tokens = model.forward_features(x)                                    # (B, 1+N, D)
     loss = F.cross_entropy(model.forward_head(tokens), y, label_smoothing=r['label_smoothing'])
-    if patch_head is not None:
+    if patch_head is not None and _segment(r):
+        patch_logits = patch_head(tokens[:, model.num_prefix_tokens:])  # (B, N, K+1)
+        loss = loss + r['patch_weight'] * F.cross_entropy(patch_logits.flatten(0, 1), patch_y.flatten(), ignore_index=-100,
+                                                          label_smoothing=r['label_smoothing'])
+    elif patch_head is not None:
         patch_logits = patch_head(tokens[:, model.num_prefix_tokens:].mean(1))
         loss = loss + r['patch_weight'] * F.cross_entropy(patch_logits, y, label_smoothing=r['label_smoothing'])
     return loss
@@ -123,15 +143,20 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
     Resumes from `out.resume.pth` when a stopped run with the same recipe left one. `stop_at_step`
     stops there (state saved), as a kill would. `data`: the `(images, labels)` to use (tests). `progress`: a bar
     counting the steps (the log lines print above it)."""
-    unknown = set(recipe) - set(PRETRAIN_RECIPE)
-    if unknown: raise TypeError(f"pretrain_vit: unknown recipe keys {sorted(unknown)}; known: {sorted(PRETRAIN_RECIPE)}")
+    unknown = set(recipe) - set(PRETRAIN_RECIPE) - set(PRETRAIN_OPTIONS)
+    if unknown: raise TypeError(f"pretrain_vit: unknown recipe keys {sorted(unknown)}; known: {sorted({**PRETRAIN_RECIPE, **PRETRAIN_OPTIONS})}")
     r = {**PRETRAIN_RECIPE, **recipe}
+    if r.get('patch_target', 'image') not in PATCH_TARGETS: raise ValueError(f"patch_target must be one of {PATCH_TARGETS}, got {r['patch_target']!r}")
+    if _segment(r) and not r['patch_weight']: raise ValueError("patch_target='segment' needs patch_weight > 0")
+    for k, v in PRETRAIN_OPTIONS.items():
+        if r.get(k) == v: del r[k]   # a default option is left out: the recipe reads as before it existed
     if r['n_images'] <= r['n_val']: raise ValueError(f"--n-images ({r['n_images']}) must exceed --n-val ({r['n_val']}), the held-out images among them")
     out, saved_threads = Path(out), torch.get_num_threads()
     if threads: torch.set_num_threads(threads)
     try:
         t0 = time.time()
-        images, labels = data if data is not None else object_centric_set(r['n_images'], r['image_size'], r['n_classes'], r['seed'])
+        images, labels, *masks = data if data is not None else object_centric_set(r['n_images'], r['image_size'], r['n_classes'], r['seed'], masks=_segment(r))
+        if _segment(r) and not masks: raise ValueError("patch_target='segment' needs the class masks: data=(images, labels, masks)")
         model, patch_head, opt = _pretraining_parts(r)
         state = _PretrainingState(out, r, model, patch_head, opt); state.t0 = t0; state.load()
         held_out = lambda: vit_accuracy(model, images[:r['n_val']], labels[:r['n_val']], r['image_size'])
@@ -141,7 +166,7 @@ def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 100
         say = bar.write if progress else (lambda text: print(text, flush=True))
         for step in range(state.start + 1, r['steps'] + 1):
             for g in opt.param_groups: g['lr'] = _lr(step, r)
-            loss = _pretraining_loss(model, patch_head, *_batch(images, labels, step, r), r)
+            loss = _pretraining_loss(model, patch_head, *_batch(images, labels, step, r, masks[0] if _segment(r) else None), r)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             bar.update(1)
             if log_every and step % log_every == 0:
@@ -171,6 +196,8 @@ def clustercam_pretrain(
     image_size: Param("training crop size in pixels", ranged(int, '>= 16')) = PRETRAIN_RECIPE['image_size'],
     seed: Param("seed of the images and of every step", ranged(int, '>= 0')) = PRETRAIN_RECIPE['seed'],
     patch_weight: Param("weight of the patch head's loss (0: class token only, as DeiT)", ranged(float, '>= 0')) = PRETRAIN_RECIPE['patch_weight'],
+    patch_target: Param(f"what the patch head learns: {', '.join(PATCH_TARGETS)} (the image's class from the mean patch; each patch's own class or background)", str) = PRETRAIN_OPTIONS['patch_target'],
+    embed_dim: Param("token width", int) = PRETRAIN_RECIPE['embed_dim'],
     threads: Param("torch threads (1 reproduces the shipped file)", ranged(int, '>= 1')) = 1,
     log_every: Param("print the loss and the held-out accuracy every N steps (0: never)", ranged(int, '>= 0')) = 1000,
     progress: Param("show a progress bar", bool_arg) = True,
@@ -179,6 +206,6 @@ def clustercam_pretrain(
     if steps < 1: raise ValueError(f"--steps must be at least 1, got {steps}")
     writable_folder(Path(out).parent, 'the folder of out')   # before the training, not after it
     res = pretrain_vit(out, threads=threads, log_every=log_every, progress=progress, steps=steps, n_images=n_images, n_val=n_val,
-                       image_size=image_size, seed=seed, patch_weight=patch_weight)
+                       image_size=image_size, seed=seed, patch_weight=patch_weight, patch_target=patch_target, embed_dim=embed_dim)
     print(f"wrote {res['path']}: held-out accuracy {percent(res['val_accuracy'], 1)} in {duration(res['seconds'])}")
     return res
