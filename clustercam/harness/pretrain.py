@@ -197,7 +197,7 @@ def clustercam_pretrain(
     seed: Param("seed of the images and of every step", ranged(int, '>= 0')) = PRETRAIN_RECIPE['seed'],
     patch_weight: Param("weight of the patch head's loss (0: class token only, as DeiT)", ranged(float, '>= 0')) = PRETRAIN_RECIPE['patch_weight'],
     patch_target: Param(f"what the patch head learns: {', '.join(PATCH_TARGETS)} (the image's class from the mean patch; each patch's own class or background)", str) = PRETRAIN_OPTIONS['patch_target'],
-    embed_dim: Param("token width", int) = PRETRAIN_RECIPE['embed_dim'],
+    embed_dim: Param("token width", ranged(int, '>= 1')) = PRETRAIN_RECIPE['embed_dim'],
     threads: Param("torch threads (1 reproduces the shipped file)", ranged(int, '>= 1')) = 1,
     log_every: Param("print the loss and the held-out accuracy every N steps (0: never)", ranged(int, '>= 0')) = 1000,
     progress: Param("show a progress bar", bool_arg) = True,
