@@ -30,6 +30,7 @@ __all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'save_cams', 'jet', '
 # %% ../nbs/41_cams.ipynb #2be86050
 DEFAULT_SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 .. 0.95
 
+# %% ../nbs/41_cams.ipynb #2be86001
 def _best(cams: torch.Tensor, labels: torch.Tensor):
     "Per pixel: (the largest CAM of a present class, its class id 1..K); (0, 1) where no class is present."
     present = labels.to(cams.device).bool().view(-1, 1, 1)
@@ -37,11 +38,13 @@ def _best(cams: torch.Tensor, labels: torch.Tensor):
     top, arg = valid.max(0)
     return top.clamp_min(0), arg + 1
 
+# %% ../nbs/41_cams.ipynb #2be86002
 def seed_labels(cams: torch.Tensor, labels: torch.Tensor, bg_thr: float) -> torch.Tensor:
     "Seeds `(H,W)` long from CAMs `(K,H,W)` in [0,1] and image labels `(K,)`: class k+1 where its CAM wins and exceeds `bg_thr`, else 0."
     top, arg = _best(cams, labels)
     return torch.where(top > bg_thr, arg, torch.zeros_like(arg))
 
+# %% ../nbs/41_cams.ipynb #2be86003
 def sweep_update(matrices: dict, cams: torch.Tensor, labels: torch.Tensor, gt) -> None:
     "Add one image's seeds at every threshold of `matrices` ({threshold: ConfusionMatrix}) against `gt` (H,W)."
     top, arg = _best(cams, labels)
@@ -57,30 +60,36 @@ def _crf_probs(cams: torch.Tensor, labels: torch.Tensor, bg_thr: float) -> np.nd
     scores = scores.clamp_min(1e-5) * torch.cat([present.new_ones(1), present]).view(-1, 1, 1)
     return (scores / scores.sum(0, keepdim=True)).float().cpu().numpy()
 
+# %% ../nbs/41_cams.ipynb #ef737601
 def save_cams(path: Path, cams: torch.Tensor, labels: torch.Tensor) -> None:
     "The CAMs of the present classes as an `.npz` that `np.load` reads without pickle: 'keys' (class indices 0..K-1), 'cams' (len(keys),H,W) fp16."
     keys = labels.nonzero().flatten().cpu().numpy()
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:
         np.savez_compressed(f, keys=keys, cams=cams[keys].half().cpu().numpy())
 
+# %% ../nbs/41_cams.ipynb #ef737602
 def jet(values: np.ndarray) -> np.ndarray:
     "The jet colour map of `values` in [0,1] as uint8 RGB (blue low, red high), without matplotlib."
     v = np.clip(np.asarray(values, np.float32), 0, 1)[..., None] * 4
     rgb = np.clip(1.5 - np.abs(v - np.array([3., 2., 1.], np.float32)), 0, 1)
     return np.rint(rgb * 255).astype(np.uint8)
 
+# %% ../nbs/41_cams.ipynb #ef737603
 def cam_heatmap(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     "`rgb` (H,W,3 uint8) with the CAM (H,W) in [0,1] blended in as a jet heat map: uint8 RGB. The scale is absolute: a weak CAM stays blue."
     return np.rint((1 - alpha) * rgb.astype(np.float32) + alpha * jet(cam).astype(np.float32)).astype(np.uint8)
 
+# %% ../nbs/41_cams.ipynb #ef737604
 def _file_safe(name: str) -> str: return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)
 
+# %% ../nbs/41_cams.ipynb #ef737605
 def save_heatmaps(folder: Path, name: str, rgb: np.ndarray, cams: torch.Tensor, labels: torch.Tensor, classes) -> None:
     "One JPEG per present class: `folder/NAME_cam_CLASS.jpg`, its CAM over the picture (`cam_heatmap`)."
     for k in labels.nonzero().flatten().tolist():
         with atomic_path(folder/f'{name}_cam_{_file_safe(classes[k])}.jpg') as tmp:
             Image.fromarray(cam_heatmap(rgb, cams[k].float().cpu().numpy())).save(tmp, format='JPEG', quality=90)
 
+# %% ../nbs/41_cams.ipynb #ef737606
 def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: torch.Tensor, par: PAR,
                scales: Sequence[float] = (1.0, 0.5, 1.5), bg_thr: float = 0.4, delta: float = 0.1, n_layers: int = 3,
                refine: bool = True, crf: bool = False) -> tuple[torch.Tensor, dict]:
@@ -98,6 +107,7 @@ def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: t
         maps['mask_crf'] = torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels.to(device), bg_thr)).argmax(0))
     return cams, maps
 
+# %% ../nbs/41_cams.ipynb #ef737607
 class CamScores:
     "The seed sweep (a confusion matrix per threshold) and a confusion matrix per kind of label map, against `dataset`'s ground truth."
     def __init__(self, dataset, variants: Sequence[str], sweep: Sequence[float] = DEFAULT_SWEEP):
@@ -114,6 +124,7 @@ class CamScores:
         return {'sweep': sweep, 'best': max(sweep.items(), key=lambda kv: kv[1]),
                 'results': SegResults(['background', *self.dataset.classes], self.matrices, {'bg_thr': bg_thr, 'delta': delta})}
 
+# %% ../nbs/41_cams.ipynb #ef737608
 def cams_for_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = (1.0, 0.5, 1.5),
                    bg_thr: float = 0.4, delta: float = 0.1, sweep: Sequence[float] = DEFAULT_SWEEP, crf: bool = False,
                    par: PAR | None = None, n_layers: int = 3, save_npz: bool = True, limit: int | None = None,
@@ -143,6 +154,7 @@ def cams_for_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
            'sweep': None, 'best': None, 'results': None}
     return {**res, **(scores.summary(bg_thr, delta) if scores is not None else {})}
 
+# %% ../nbs/41_cams.ipynb #ef737609
 def cams_summary(res: dict) -> str:
     "The terminal's few lines: seed and mask mIoU at `bg_thr` in %, and the sweep's best threshold."
     if res['results'] is None: return f"{res['images']} images, no ground truth"
@@ -151,6 +163,7 @@ def cams_summary(res: dict) -> str:
     at = ', '.join(f"{said.get(v, v)} {percent(cm.miou())}" for v, cm in res['results'].matrices.items())
     return f"mIoU at bg_thr {res['bg_thr']}: {at}\nbest seed threshold {t:.2f}: seed mIoU {percent(m)}"
 
+# %% ../nbs/41_cams.ipynb #ef737610
 def cams_report(res: dict) -> str:
     "Markdown: the threshold sweep and the per-class table."
     if res['results'] is None: return f"{res['images']} images, no ground truth\n"
@@ -185,6 +198,7 @@ class CamsConfig:
     refine: bool | None = option(None, "CAMs times the patch affinity; none: as the checkpoint was trained (the authors' files: yes)")
     trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
 
+# %% ../nbs/41_cams.ipynb #bd6eed01
 @config_cli(CamsConfig)
 def clustercam_cams(**given):
     "CAMs, seeds and PAR pseudo labels of a split, with their mIoU where ground truth exists."

@@ -26,6 +26,7 @@ __all__ = ['SAFE_GLOBALS', 'REFERENCE_NAMES', 'CheckpointError', 'read_checkpoin
 class CheckpointError(ValueError):
     "A weight file that is missing, unreadable, refused as unsafe, or not what the caller needs."
 
+# %% ../nbs/15_checkpoint.ipynb #074e5501
 def _numpy_globals() -> list:
     "The NumPy functions and classes that rebuild arrays, scalars and dtypes, under their NumPy 1 and 2 names."
     core = getattr(np, '_core', None) or np.core
@@ -34,6 +35,7 @@ def _numpy_globals() -> list:
     out += [getattr(np.dtypes, n) for n in dir(getattr(np, 'dtypes', object)) if n.endswith('DType')]
     return out
 
+# %% ../nbs/15_checkpoint.ipynb #074e5502
 SAFE_GLOBALS = [argparse.Namespace, *_numpy_globals()]
 
 # %% ../nbs/15_checkpoint.ipynb #99c2bdfd
@@ -43,6 +45,7 @@ def _refused(path: Path, option: str, err: Exception) -> CheckpointError:
     return CheckpointError(f"{option}: {str(path)!r} holds {what}, which a safe load refuses (unpickling it could run code); "
                            f"if you trust the file, pass --trust-checkpoint (in Python: trusted=True)")
 
+# %% ../nbs/15_checkpoint.ipynb #99c2bd01
 def read_checkpoint(path: str | os.PathLike, option: str = 'checkpoint', trusted: bool = False, mmap: bool = False) -> dict:
     """The weight file `path` as a dict, on the CPU. `.pth`/`.pt`: a safe load (tensors, plain containers and the
     `SAFE_GLOBALS`) unless `trusted`; `.safetensors`: `{'model': weights, 'config': the JSON beside it}`.
@@ -83,8 +86,10 @@ REFERENCE_NAMES = {   # the authors' clustering-block names -> ours
 }
 _UNUSED = re.compile(r'^(norm\.|head_dist\.|dist_token)')   # created by the reference, never applied
 
+# %% ../nbs/15_checkpoint.ipynb #bf62da01
 def _strip_prefix(key: str) -> str: return key[len('module.'):] if key.startswith('module.') else key
 
+# %% ../nbs/15_checkpoint.ipynb #bf62da02
 def from_reference(state_dict: dict) -> dict:
     "The authors' ClusterCAM state dict (with or without `module.`) -> ours."
     out = {}
@@ -96,10 +101,12 @@ def from_reference(state_dict: dict) -> dict:
         out[key] = value
     return out
 
+# %% ../nbs/15_checkpoint.ipynb #bf62da03
 def _unwrap(ckpt) -> dict | None:
     "The state dict inside a checkpoint dict (under 'model' or 'state_dict', or the dict itself), names untouched."
     return ckpt.get('model', ckpt.get('state_dict', ckpt)) if isinstance(ckpt, dict) else None
 
+# %% ../nbs/15_checkpoint.ipynb #bf62da04
 def model_state(ckpt: dict) -> dict:
     "The network's weights in a checkpoint (ours, the authors', or a bare state dict), in our names."
     sd = _unwrap(ckpt)
@@ -112,6 +119,7 @@ _SHARED = ('norm1', 'attn.qkv', 'attn.proj', 'norm2', 'mlp.fc1', 'mlp.fc2')
 _FROM_DEIT_IN_CLUSTERING = {'cluster_norm': 'norm1', 'class_norm': 'norm1', 'centre_norm': 'norm1',
                             'cluster_qkv': 'attn.qkv', 'class_proj': 'attn.proj'}
 
+# %% ../nbs/15_checkpoint.ipynb #5caf5901
 def _deit_positions(src: dict, K: int, new_side: int) -> torch.Tensor:
     "DeiT's position embedding for K class tokens and a `new_side` x `new_side` patch grid."
     pos = src['pos_embed']
@@ -121,6 +129,7 @@ def _deit_positions(src: dict, K: int, new_side: int) -> torch.Tensor:
     grid = F.interpolate(grid, size=(new_side, new_side), mode='bicubic', align_corners=False)
     return torch.cat([pos[:, :1].repeat(1, K, 1), grid.flatten(2).transpose(1, 2)], dim=1)
 
+# %% ../nbs/15_checkpoint.ipynb #5caf5902
 def from_deit(deit_state_dict: dict, model: ClusterCAM) -> dict:
     "ImageNet DeiT/ViT weights (timm names) -> a partial state dict for `model`."
     src = {_strip_prefix(k): v for k, v in (_unwrap(deit_state_dict) or {}).items()}
@@ -166,6 +175,7 @@ def _heads(feat: int, D: int, st: int, K: int, num_heads: int | None) -> int:
         raise CheckpointError(f"num_heads={num_heads} given, but the weights have {heads} heads")
     return heads
 
+# %% ../nbs/15_checkpoint.ipynb #4a8dc201
 def architecture(ckpt: dict, num_heads: int | None = None) -> dict:
     "`ClusterCAM` keyword arguments that fit the weights in `ckpt` (ours or the authors', `module.` or not)."
     sd = model_state(ckpt)
@@ -190,6 +200,7 @@ def _shape_facts(state: dict) -> dict:
     blocks = {int(m.group(1)) for k in state if (m := re.match(r'blocks\.(\d+)\.', k))}
     return {'width': None if w is None else int(w.shape[0]), 'depth': max(blocks) + 1 if blocks else None}
 
+# %% ../nbs/15_checkpoint.ipynb #938ea901
 def _mismatch(state: dict, target: dict, strict: bool) -> str | None:
     "None when `state` fits `target`; else one line: the width and depth when they differ, then counts and the first key of each kind."
     missing, unexpected = sorted(set(target) - set(state)), sorted(set(state) - set(target))
@@ -203,6 +214,7 @@ def _mismatch(state: dict, target: dict, strict: bool) -> str | None:
         if keys: parts.append(f"{len(keys)} weights {name} (first: {keys[0]})")
     return '; '.join(parts)
 
+# %% ../nbs/15_checkpoint.ipynb #938ea902
 def load_checkpoint(model: nn.Module, path_or_dict, strict: bool = True, init: bool = False, trusted: bool = False,
                     option: str = '--weights') -> dict:
     "Load weights into `model`; returns the checkpoint dict. `init=True`: ImageNet DeiT/ViT weights (a file or a timm name)."
@@ -256,6 +268,7 @@ def save_safetensors(ckpt_or_model, path: str | os.PathLike) -> Path:
     atomic_write_json(path.with_suffix('.json'), meta, default=str)
     return path
 
+# %% ../nbs/15_checkpoint.ipynb #ec901f01
 def _read_safetensors(path: Path, option: str) -> dict:
     from safetensors.torch import load_file
     try: state = load_file(str(path))

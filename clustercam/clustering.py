@@ -39,6 +39,7 @@ def _entropy(counts: torch.Tensor) -> torch.Tensor:
     p = counts[counts > 0] / counts.sum()
     return -(p * p.log()).sum()
 
+# %% ../nbs/11_clustering.ipynb #35e6e001
 def cluster_purity(assign: torch.Tensor, labels: torch.Tensor, ignore: int = 255) -> float:
     """NMI (arithmetic normalisation) between the hard assignment `assign.argmax(-1)` (B, N) and integer patch
     `labels` (B, N), mean over images; patches labelled `ignore` left out. 1 when both partitions agree."""

@@ -15,27 +15,32 @@ __all__ = ['USER_ERRORS', 'interrupted', 'ignore_sigint', 'QuietSpawnProcess', '
 # %% ../nbs/02_config.ipynb #3c778030
 USER_ERRORS = (ValueError, OSError, ImportError)   # bad settings, files, missing packages: one line, not a traceback
 
+# %% ../nbs/02_config.ipynb #3c778001
 def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
     parser.error = types.MethodType(error, parser)
     return parser
 
+# %% ../nbs/02_config.ipynb #3c778002
 def _run_command(func, prog: str, kwargs: dict):
     "`func(**kwargs)`; a user error ends the command with one line, `prog: message`, status 1; Ctrl-C with one line, status 130."
     try: return func(**kwargs)
     except USER_ERRORS as e: sys.exit(f"{prog}: {e}")
     except KeyboardInterrupt: interrupted(prog)
 
+# %% ../nbs/02_config.ipynb #3c778003
 def interrupted(prog: str, how: str = ''):
     "End the command after Ctrl-C: one line on stderr, status 130 (128 + SIGINT), as a shell reports it."
     print(f"{prog}: stopped by Ctrl-C; the files written so far are whole{how}", file=sys.stderr, flush=True)
     sys.exit(130)
 
+# %% ../nbs/02_config.ipynb #3c778004
 def ignore_sigint():
     "Initializer of worker processes: Ctrl-C reaches the terminal's whole process group; the parent alone answers it and ends them."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+# %% ../nbs/02_config.ipynb #3c778005
 class QuietSpawnProcess(multiprocessing.get_context('spawn').Process):
     "A spawned process that starts with Ctrl-C ignored (inherited through exec): one pressed while it imports does not end it with a traceback."
     def start(self):
@@ -44,14 +49,17 @@ class QuietSpawnProcess(multiprocessing.get_context('spawn').Process):
         try: super().start()
         finally: signal.signal(signal.SIGINT, old)
 
+# %% ../nbs/02_config.ipynb #3c778006
 class QuietSpawnContext(type(multiprocessing.get_context('spawn'))):
     "The 'spawn' context, its processes `QuietSpawnProcess`."
     Process = QuietSpawnProcess
 
+# %% ../nbs/02_config.ipynb #3c778007
 def quiet_spawn_context():
     "A 'spawn' multiprocessing context whose workers leave Ctrl-C to their parent (`QuietSpawnProcess`)."
     return QuietSpawnContext()
 
+# %% ../nbs/02_config.ipynb #3c778008
 def _dashed_parser(func) -> argparse.ArgumentParser:
     p = _one_line_errors(anno_parser(func, prog=func.__name__))
     for action in p._actions:
@@ -62,7 +70,6 @@ def _dashed_parser(func) -> argparse.ArgumentParser:
             p._option_string_actions[dashed] = action                                         # both spellings parse
         if spec := getattr(action.type, 'range', None): action.help = f"{action.help or ''} ({spec})"     # `ranged`
     return p
-
 
 # %% ../nbs/02_config.ipynb #4bbca17f
 def cli(func):
@@ -124,12 +131,12 @@ def _show(v) -> str:
     if isinstance(v, (tuple, list)): return ' '.join(map(str, v)) or '(empty)'
     return str(v)
 
+# %% ../nbs/02_config.ipynb #981a2401
 def _none_or(convert):
     def parse(text: str):
         return 'none' if text.strip().lower() == 'none' else convert(text)   # config_values makes it None
     parse.__name__ = convert.__name__   # argparse names the type in "invalid int value"
     return parse
-
 
 # %% ../nbs/02_config.ipynb #05c85297
 def config_parser(cls, prog: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -180,6 +187,7 @@ def import_object(spec: str, what: str = 'object'):
 _BOUND = re.compile(r'\s*(>=|>|<=|<)\s*(-?[\d.e+-]+)\s*')
 _INTERVAL = re.compile(r'\s*([\[(])\s*(-?[\d.e+-]+)\s*,\s*(-?[\d.e+-]+)\s*([\])])\s*')
 
+# %% ../nbs/02_config.ipynb #a86f5201
 def range_check(spec: str):
     "A test `value -> bool` for the range `spec`: an interval '[0, 1]', '(0, 4]', or a bound '>= 1', '> 0', '<= 10'."
     if m := _BOUND.fullmatch(spec):
@@ -190,6 +198,7 @@ def range_check(spec: str):
         return lambda v: (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     raise TypeError(f"range {spec!r}: expected '[a, b]', '(a, b]', '>= a', '> a', '<= b' or '< b'")
 
+# %% ../nbs/02_config.ipynb #a86f5202
 def range_error(spec: str, value) -> str | None:
     "None when `value` (a number, or a tuple of them; None passes) lies in `spec`, else what is wrong."
     ok = range_check(spec)
@@ -197,6 +206,7 @@ def range_error(spec: str, value) -> str | None:
     if not bad: return None
     return f"must be {'in ' if spec.strip()[0] in '[(' else ''}{spec}, got {_show(bad[0])}"
 
+# %% ../nbs/02_config.ipynb #a86f5203
 def ranged(convert, spec: str):
     "An argparse `type`: `convert` (int, float), then a check that the value lies in `spec`; `--help` shows the range."
     check = range_check(spec)

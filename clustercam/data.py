@@ -44,6 +44,7 @@ COCO_CATEGORY_IDS = (*range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *ran
 
 IGNORE_INDEX = 255
 
+# %% ../nbs/03_data.ipynb #c17cf101
 def _voc_palette(n: int = 256) -> np.ndarray:
     "The VOC devkit colour map: the bits of the index spread over R, G, B from the high bit down."
     pal = np.zeros((n, 3), np.uint8)
@@ -55,8 +56,10 @@ def _voc_palette(n: int = 256) -> np.ndarray:
         pal[i] = rgb
     return pal
 
+# %% ../nbs/03_data.ipynb #c17cf102
 VOC_PALETTE = _voc_palette()  # (256, 3) uint8
 
+# %% ../nbs/03_data.ipynb #c17cf103
 def colorize(mask, palette: np.ndarray | None = None) -> np.ndarray:
     "A class-index mask (H,W) (numpy or torch, values 0..255) as an RGB uint8 picture (H,W,3); VOC colours by default."
     palette = VOC_PALETTE if palette is None else palette
@@ -70,11 +73,13 @@ def colorize(mask, palette: np.ndarray | None = None) -> np.ndarray:
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# %% ../nbs/03_data.ipynb #8ae38301
 def normalize(images01: torch.Tensor) -> torch.Tensor:
     "ImageNet-normalise a (B,3,H,W) batch in [0,1]."
     mean = images01.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1); std = images01.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (images01 - mean) / std
 
+# %% ../nbs/03_data.ipynb #8ae38302
 def denormalize(images: torch.Tensor, through_uint8: bool = True) -> torch.Tensor:
     "Undo `normalize`; with `through_uint8` round to 8-bit levels as the reference does (values stay in [0,1])."
     mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1); std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -86,8 +91,10 @@ def denormalize(images: torch.Tensor, through_uint8: bool = True) -> torch.Tenso
 class DataError(ValueError):
     "A problem with the data on disk: names the file and, where known, the list line it came from."
 
+# %% ../nbs/03_data.ipynb #cfe71f01
 def _at(where: str | None) -> str: return f" (listed at {where})" if where else ""
 
+# %% ../nbs/03_data.ipynb #cfe71f02
 def _open(path: Path, what: str, where: str | None) -> Image.Image:
     path = Path(path)
     if not path.is_file(): raise DataError(f"{what} not found: {path}{_at(where)}")
@@ -97,8 +104,10 @@ def _open(path: Path, what: str, where: str | None) -> Image.Image:
         raise DataError(f"cannot read {what} {path}{_at(where)}: {type(e).__name__}: {e}") from None
     return img
 
+# %% ../nbs/03_data.ipynb #cfe71f03
 _SIXTEEN_BIT = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 
+# %% ../nbs/03_data.ipynb #cfe71f04
 def _as_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in _SIXTEEN_BIT:  # 16-bit grayscale: keep the full range
         a = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
@@ -108,10 +117,12 @@ def _as_rgb(img: Image.Image) -> np.ndarray:
         return np.repeat(a[..., None], 3, axis=2)
     return np.asarray(img.convert('RGB'))
 
+# %% ../nbs/03_data.ipynb #cfe71f05
 def read_rgb(path: str | os.PathLike, where: str | None = None) -> np.ndarray:
     "The image at `path` as uint8 (H,W,3) RGB; `where` (e.g. 'train.txt line 4') goes into errors."
     return np.require(_as_rgb(_open(Path(path), 'image', where)), requirements=['C', 'W'])  # torch wants writable arrays
 
+# %% ../nbs/03_data.ipynb #cfe71f06
 def read_mask(path: str | os.PathLike, num_classes: int | None = None, size: tuple[int, int] | None = None,
               where: str | None = None) -> np.ndarray:
     "A class-index PNG as uint8 (H,W); checks values in 0..num_classes or 255, and (H,W) == `size`."
@@ -131,6 +142,7 @@ def read_mask(path: str | os.PathLike, num_classes: int | None = None, size: tup
                             f"and {IGNORE_INDEX} (the ignore index)")
     return m.astype(np.uint8)
 
+# %% ../nbs/03_data.ipynb #cfe71f07
 def save_mask(path: str | os.PathLike, mask, palette: np.ndarray | None = None) -> Path:
     "Write a class-index mask (H,W), values 0..255, as a palette PNG (atomically); VOC colours by default."
     palette = VOC_PALETTE if palette is None else palette
@@ -166,6 +178,7 @@ def save_cls_labels(labels: dict, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp, open(tmp, 'wb') as f: np.save(f, table, allow_pickle=True)
     return Path(path)
 
+# %% ../nbs/03_data.ipynb #d2223901
 def load_cls_labels(path: str | os.PathLike) -> dict:
     "Read a `cls_labels.npy` (dict: image id -> float32[K])."
     path = Path(path)
@@ -176,6 +189,7 @@ def load_cls_labels(path: str | os.PathLike) -> dict:
     if not isinstance(table, dict): raise DataError(f"label file {path} does not hold a dict of image id -> labels")
     return table
 
+# %% ../nbs/03_data.ipynb #d2223902
 def labels_for(table: dict, names: Sequence[str], num_classes: int, source: str = 'label table',
                wheres: Sequence[str] | None = None) -> np.ndarray:
     "The (N, K) float32 label matrix for `names` from `table`; a missing id or a wrong length is a `DataError`."
@@ -198,6 +212,7 @@ def find_voc_root(root: str | os.PathLike) -> Path:
         if (cand/'JPEGImages').is_dir(): return cand
     raise DataError(f"no VOC data at {root}: expected a JPEGImages folder in it, in {root/'VOC2012'} or in {root/'VOCdevkit'/'VOC2012'}")
 
+# %% ../nbs/03_data.ipynb #374e9501
 def voc_classes(root: str | os.PathLike) -> tuple[str, ...]:
     "Foreground class names of a VOC-format folder: its `classes.txt` when present, else `VOC_CLASSES`."
     f = find_voc_root(root)/'classes.txt'
@@ -209,6 +224,7 @@ def voc_classes(root: str | os.PathLike) -> tuple[str, ...]:
     if len(names) > 254: raise DataError(f"{f} names {len(names)} classes; masks hold at most 254 (255 is ignore)")
     return tuple(names)
 
+# %% ../nbs/03_data.ipynb #374e9502
 def _sbd_dir(voc: Path, sbd_root) -> Path | None:
     cands = [Path(sbd_root)] if sbd_root is not None else [
         d/sub for d in (voc, voc.parent) for sub in ('SBD', 'benchmark_RELEASE/dataset', 'SBD/benchmark_RELEASE/dataset')]
@@ -217,6 +233,7 @@ def _sbd_dir(voc: Path, sbd_root) -> Path | None:
     if sbd_root is not None: raise DataError(f"sbd_root {sbd_root}: expected train.txt and val.txt in it")
     return None
 
+# %% ../nbs/03_data.ipynb #374e9503
 def voc_split(root: str | os.PathLike, split: str = 'train_aug', list_dir: str | os.PathLike | None = None,
               sbd_root: str | os.PathLike | None = None) -> tuple[list[str], list[str]]:
     "Image ids of a VOC split (`train`, `val`, `train_aug`, ... or a list file's path) and where each came from."
@@ -240,6 +257,7 @@ def voc_split(root: str | os.PathLike, split: str = 'train_aug', list_dir: str |
     hint = " or an SBD folder with train.txt and val.txt (sbd_root)" if split == 'train_aug' else ''
     raise DataError(f"VOC split {split!r}: no list file found (looked at {looked}){hint}; a list file's path works too")
 
+# %% ../nbs/03_data.ipynb #374e9504
 def voc_labels_from_xml(root: str | os.PathLike, names: Sequence[str] | None = None,
                         classes: Sequence[str] | None = None, wheres: Sequence[str] | None = None) -> dict:
     "{id: float32[K]} from the XML `Annotations` (every object counts); all XML files when `names` is None."
@@ -260,6 +278,7 @@ def voc_labels_from_xml(root: str | os.PathLike, names: Sequence[str] | None = N
         out[name] = v
     return out
 
+# %% ../nbs/03_data.ipynb #374e9505
 def voc_mask_dir(root: str | os.PathLike) -> Path | None:
     "`SegmentationClassAug` when present, else `SegmentationClass`, else None."
     voc = find_voc_root(root)
@@ -273,6 +292,7 @@ def _posterize(img, bits_to_keep, **_):
     if bits_to_keep <= 0: return Image.new(img.mode, img.size)
     return img if bits_to_keep >= 8 else ImageOps.posterize(img, bits_to_keep)
 
+# %% ../nbs/03_data.ipynb #d5e86b01
 def posterize_compat() -> bool:
     """Let timm's RandAugment posterize to 0 bits again. The reference's policy `rand-m9-mstd0.5-inc1` draws
     magnitude 10 now and then, which asks `PosterizeIncreasing` for 0 bits, and Pillow >= 11 raises there
@@ -298,11 +318,13 @@ def train_transform(size: int = 448, scale: tuple = (0.08, 1.0), ratio: tuple = 
                             color_jitter=color_jitter, auto_augment=auto_augment, interpolation=interpolation,
                             re_prob=re_prob, re_mode=re_mode, re_count=re_count, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
+# %% ../nbs/03_data.ipynb #0735f101
 def to_normalized_tensor(rgb: np.ndarray) -> torch.Tensor:
     "uint8 (H,W,3) RGB -> ImageNet-normalised float (3,H,W)."
     x = torch.from_numpy(np.require(rgb, requirements=['C', 'W'])).permute(2, 0, 1).float().div_(255)
     return normalize(x[None])[0]
 
+# %% ../nbs/03_data.ipynb #0735f102
 def aligned_resize_crop(rgb: np.ndarray, mask: np.ndarray | None, size: int, resize_ratio: float = 1.0):
     "Scale the shorter side to size*resize_ratio and keep the centre size x size square, image and mask alike."
     if resize_ratio < 1: raise ValueError(f"resize_ratio must be >= 1 (the crop must lie inside the image), got {resize_ratio}")
@@ -314,6 +336,7 @@ def aligned_resize_crop(rgb: np.ndarray, mask: np.ndarray | None, size: int, res
     if mask is None: return img, None
     return img, np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST, box=box))
 
+# %% ../nbs/03_data.ipynb #0735f103
 def multiscale_views(image: torch.Tensor, scales: Sequence[float] = (0.5, 0.75, 1.0, 1.25, 1.5)) -> list[torch.Tensor]:
     "Resize a (3,H,W) or (B,3,H,W) image to (int(H*s), int(W*s)) per scale, bilinear, align_corners=True."
     x = image[None] if image.dim() == 3 else image
@@ -418,6 +441,7 @@ def _find_label_table(explicit, cands, description):
         if c.is_file(): return load_cls_labels(c), str(c)
     return None, None
 
+# %% ../nbs/03_data.ipynb #225a0501
 def _labels_skipping(table, names, wheres, num_classes, source, skip_bad):
     "labels_for; with skip_bad, ids the table lacks are dropped with a warning and returned as skipped."
     skipped = []
@@ -431,6 +455,7 @@ def _labels_skipping(table, names, wheres, num_classes, source, skip_bad):
         if not names: raise DataError(f"{source}: no image of the list has labels")
     return names, wheres, labels_for(table, names, num_classes, source, wheres), skipped
 
+# %% ../nbs/03_data.ipynb #225a0502
 def voc_dataset(root: str | os.PathLike, split: str = 'train_aug', kind: str = 'train', size: int = 448,
                 list_dir: str | os.PathLike | None = None, labels: str | os.PathLike | dict | None = None,
                 mask_dir: str | os.PathLike | None = None, sbd_root: str | os.PathLike | None = None,
@@ -465,11 +490,13 @@ def find_coco_root(root: str | os.PathLike) -> Path:
         if (cand/'train2014').is_dir() or (cand/'val2014').is_dir(): return cand
     raise DataError(f"no COCO data at {root}: expected train2014/ or val2014/ in it or in {root/'COCO14'}")
 
+# %% ../nbs/03_data.ipynb #aab86201
 def _coco_split(split: str) -> str:
     s = split[:-4] if split.endswith('2014') else split
     if s not in ('train', 'val'): raise DataError(f"COCO split must be 'train' or 'val' (or a list file), got {split!r}")
     return s
 
+# %% ../nbs/03_data.ipynb #aab86202
 def _load_coco_api(path: Path):
     from pycocotools.coco import COCO
     if not path.is_file(): raise DataError(f"COCO annotations not found: {path}")
@@ -477,6 +504,7 @@ def _load_coco_api(path: Path):
         try: return COCO(str(path))
         except Exception as e: raise DataError(f"cannot read COCO annotations {path}: {type(e).__name__}: {e}") from None
 
+# %% ../nbs/03_data.ipynb #aab86203
 def coco_labels_and_masks(annotations: str | os.PathLike, with_masks: bool = True):
     "Yield (id, float32[80] labels, class-index mask or None) for each image with an annotation in `annotations`."
     api = _load_coco_api(Path(annotations)); cls_of = {c: i for i, c in enumerate(COCO_CATEGORY_IDS)}
@@ -497,6 +525,7 @@ def coco_labels_and_masks(annotations: str | os.PathLike, with_masks: bool = Tru
                 mask[api.annToMask(a).astype(bool) & (mask == 0)] = IGNORE_INDEX
         yield name, labels, mask
 
+# %% ../nbs/03_data.ipynb #aab86204
 def prepare_coco(root: str | os.PathLike, splits: Sequence[str] = ('train', 'val'), out: str | os.PathLike | None = None,
                  masks: bool = True, progress: bool = True) -> dict:
     "Write `{split}_id.txt`, `cls_labels.npy` and `SegmentationClass/{split}2014/*.png` under `out` (default the COCO folder)."
@@ -517,6 +546,7 @@ def prepare_coco(root: str | os.PathLike, splits: Sequence[str] = ('train', 'val
     save_cls_labels(table, out/'cls_labels.npy')
     return counts
 
+# %% ../nbs/03_data.ipynb #aab86205
 def coco_dataset(root: str | os.PathLike, split: str = 'train', kind: str = 'train', size: int = 448,
                  list_dir: str | os.PathLike | None = None, labels: str | os.PathLike | dict | None = None,
                  mask_dir: str | os.PathLike | None = None, image_dir: str | os.PathLike | None = None,

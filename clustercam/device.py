@@ -23,6 +23,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"--device: {device!r} asked for CUDA, but torch.cuda.is_available() is False here")
     return dev
 
+# %% ../nbs/00_device.ipynb #4d318401
 def synchronize(device: str | torch.device) -> None:
     "Wait until `device` has done the work queued on it (a CUDA GPU runs asynchronously; a CPU is done already): before reading a clock."
     device = torch.device(device)
@@ -31,6 +32,7 @@ def synchronize(device: str | torch.device) -> None:
 # %% ../nbs/00_device.ipynb #d5da2912
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
 
+# %% ../nbs/00_device.ipynb #d5da2901
 def native_bf16(device: str | torch.device) -> bool:
     "Whether `device` computes bf16 natively: a CPU, or a CUDA GPU of compute capability 8.0 or newer (not emulated)."
     device = torch.device(device)
@@ -38,6 +40,7 @@ def native_bf16(device: str | torch.device) -> bool:
     if device.type != 'cuda' or not torch.cuda.is_available(): return False
     return torch.cuda.get_device_capability(device)[0] >= 8
 
+# %% ../nbs/00_device.ipynb #d5da2902
 def autocast_dtype(device: str | torch.device, amp: str = 'auto') -> torch.dtype | None:
     "The autocast dtype for `--amp amp` on `device`, or None for fp32: `auto` is fp16 on CUDA (the authors' recipe), fp32 elsewhere."
     if amp not in AMP_MODES: raise ValueError(f"--amp must be one of {AMP_MODES}, got {amp!r}")
@@ -49,6 +52,7 @@ def autocast_dtype(device: str | torch.device, amp: str = 'auto') -> torch.dtype
         raise ValueError(f"--amp bf16: {device} ({cap}) has no native bf16 (emulated bf16 is slower than fp32); use fp16 or off")
     return torch.bfloat16 if amp == 'bf16' else torch.float16
 
+# %% ../nbs/00_device.ipynb #d5da2903
 def autocast(device: str | torch.device, dtype: torch.dtype | None):
     "`torch.autocast` on `device`'s type with `dtype`, or a no-op context for None."
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()

@@ -29,6 +29,7 @@ class DistEnv:
     @property
     def distributed(self) -> bool: return self.world_size > 1
 
+# %% ../nbs/28_distributed.ipynb #888a1201
 def init_distributed(device: str | None = None) -> DistEnv:
     "Join the process group that `torchrun` describes in the environment, or run alone."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -43,10 +44,12 @@ def init_distributed(device: str | None = None) -> DistEnv:
         dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', rank=rank, world_size=world)
     return DistEnv(rank, world, local, dev)
 
+# %% ../nbs/28_distributed.ipynb #888a1202
 def close_distributed(env: DistEnv) -> None:
     "Leave the process group `init_distributed` joined (nothing to do alone)."
     if env.distributed and dist.is_initialized(): dist.destroy_process_group()
 
+# %% ../nbs/28_distributed.ipynb #888a1203
 def is_distributed() -> bool:
     "Whether this process belongs to a process group of more than one."
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -58,12 +61,14 @@ def all_reduce_sum(values: Sequence[float], env: DistEnv) -> list[float]:
     if env.distributed: dist.all_reduce(t)
     return t.tolist()
 
+# %% ../nbs/28_distributed.ipynb #bd6d9901
 def gather_objects(obj, env: DistEnv) -> list:
     "Every rank's `obj`, in rank order (a list of one when alone)."
     if not env.distributed: return [obj]
     out = [None] * env.world_size; dist.all_gather_object(out, obj)
     return out
 
+# %% ../nbs/28_distributed.ipynb #bd6d9902
 def any_rank(flag: bool | torch.Tensor, device: torch.device | str = 'cpu') -> bool | torch.Tensor:
     """True on every process when `flag` is true on any of them (the flag itself when alone). A tensor `flag`
     gives a bool tensor on its device, without waiting for it: the caller reads it when it reads the rest."""
@@ -84,6 +89,7 @@ class ShardSampler(torch.utils.data.Sampler):
     def __iter__(self): return iter(self.indices)
     def __len__(self): return len(self.indices)
 
+# %% ../nbs/28_distributed.ipynb #cc6cb001
 def ddp(model: nn.Module, env: DistEnv, find_unused_parameters: bool = True) -> nn.Module:
     "`model` in DistributedDataParallel when there are several processes; `model` itself when alone."
     if not env.distributed: return model

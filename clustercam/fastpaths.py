@@ -16,16 +16,20 @@ __all__ = ['ENV_VAR', 'ON_BY_DEFAULT', 'ONEDNN_MIN_PRODUCT', 'switch_from', 'res
 # %% ../nbs/14_fastpaths.ipynb #8ca4f6c5
 ENV_VAR = 'CLUSTERCAM_FASTPATHS'
 
+# %% ../nbs/14_fastpaths.ipynb #8ca4f601
 def switch_from(value: str | None) -> bool:
     "The switch as the text of `CLUSTERCAM_FASTPATHS` sets it: on unless `0`, `false`, `off` or `no`."
     return value is None or value.strip().lower() not in ('0', 'false', 'off', 'no')
 
+# %% ../nbs/14_fastpaths.ipynb #8ca4f602
 ON_BY_DEFAULT = switch_from(os.environ.get(ENV_VAR))   # read once, when clustercam is imported
 
+# %% ../nbs/14_fastpaths.ipynb #8ca4f603
 def resolve_switch(on: bool | None = None) -> bool:
     "The switch a module is built with: `on` when given, else the environment's."
     return ON_BY_DEFAULT if on is None else bool(on)
 
+# %% ../nbs/14_fastpaths.ipynb #8ca4f604
 def set_fastpaths(model: nn.Module, on: bool) -> nn.Module:
     "Switch the speed paths of every part of `model` that has them (an attribute `fastpaths`); returns `model`."
     for m in model.modules():
@@ -60,10 +64,12 @@ class _ConvForwardLinear(torch.autograd.Function):
 # %% ../nbs/14_fastpaths.ipynb #4d7a62d5
 ONEDNN_MIN_PRODUCT = 2 ** 27   # multiply-adds below which the BLAS is as fast
 
+# %% ../nbs/14_fastpaths.ipynb #4d7a6201
 def _onednn_helps(layer: nn.Linear, x: torch.Tensor) -> bool:
     return (x.device.type == 'cpu' and x.dtype == layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
             and torch.get_num_threads() >= 2 and x.numel() * layer.weight.shape[0] >= ONEDNN_MIN_PRODUCT)
 
+# %% ../nbs/14_fastpaths.ipynb #4d7a6202
 def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     "`layer(x)`, the forward product through oneDNN where it helps."
     if not _onednn_helps(layer, x): return layer(x)
@@ -116,6 +122,7 @@ def _attention_bf16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: fl
         out[:, :, i:i + rows] = torch.softmax(w.mul_(scale), -1, out=w) @ v
     return out
 
+# %% ../nbs/14_fastpaths.ipynb #b1c9e301
 def _class_rows_and_bf16(q, k, v, K: int, scale: float):
     B, H, T, Dh = q.shape
     class_attn = (q[:, :, :K] @ k.transpose(-2, -1) * scale).float().softmax(-1)   # (B,H,K,T), fp32
@@ -130,6 +137,7 @@ def token_attention(q, k, v, num_classes: int, scale: float, patch_weights: bool
     if q.dtype == torch.bfloat16: return _class_rows_and_bf16(q, k, v, num_classes, scale)
     return None
 
+# %% ../nbs/14_fastpaths.ipynb #62ce3401
 def attention(attn: nn.Module, x: torch.Tensor, num_classes: int, patch_weights: bool = False):
     "The forward pass of `TokenAttention` (chapter `10_backbone`) on the speed paths: `(output, class_to_patch, patch_to_patch)`."
     B, T, D = x.shape

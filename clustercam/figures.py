@@ -35,6 +35,7 @@ def _mask_rgb(mask, palette=VOC_PALETTE):
     pal = palette.copy(); pal[255] = 255
     return colorize(np.asarray(mask), pal)
 
+# %% ../nbs/42_figures.ipynb #ff0fdc01
 def prediction_grid(images: Sequence[np.ndarray], masks: dict[str, Sequence[np.ndarray]], names: Sequence[str] | None = None,
                     path: str | os.PathLike | None = None, size: float = 2.0, palette: np.ndarray = VOC_PALETTE):
     """Rows: images (uint8 (H,W,3)); columns: the image, then each entry of `masks` ({column title: masks
@@ -52,6 +53,7 @@ def prediction_grid(images: Sequence[np.ndarray], masks: dict[str, Sequence[np.n
     fig.tight_layout(); save_figure(fig, path)
     return fig
 
+# %% ../nbs/42_figures.ipynb #ff0fdc02
 def prediction_grid_from_dirs(dataset, pred_dirs: dict[str, str | os.PathLike], n: int = 6, path=None, start: int = 0):
     "`prediction_grid` of the first `n` images of `dataset` with ground truth and the PNGs in `pred_dirs` ({title: folder})."
     idx = range(start, min(start + n, len(dataset)))
@@ -67,6 +69,7 @@ def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = '
     h = np.asarray(heat, np.float32); h = (h - h.min()) / (h.max() - h.min() + 1e-8)
     return (1 - alpha) * np.asarray(rgb, np.float32) / 255 + alpha * matplotlib.colormaps[cmap](h)[..., :3]
 
+# %% ../nbs/42_figures.ipynb #1361ea01
 def cam_overlays(images: Sequence[np.ndarray], cams: Sequence, labels: Sequence, classes: Sequence[str],
                  path=None, size: float = 2.0, max_classes: int = 3):
     "One row per image: the image, then the CAM of each present class (at most `max_classes`) over it."
@@ -111,6 +114,7 @@ def attention_maps(model: nn.Module, image: torch.Tensor, block: int = -1) -> di
            'cam': cams[0], 'mu': blk.mix.detach().float()}   # a 0-d tensor: no host read
     return out
 
+# %% ../nbs/42_figures.ipynb #25086401
 def attention_figure(model: nn.Module, images: Sequence[np.ndarray], labels: Sequence, gts: Sequence | None = None,
                      classes: Sequence[str] | None = None, path=None, size: float = 2.0, block: int = -1):
     """The paper's figure: columns are images; rows the image, its ground truth, patch-to-class attention,
@@ -132,6 +136,7 @@ def attention_figure(model: nn.Module, images: Sequence[np.ndarray], labels: Seq
     fig.tight_layout(); save_figure(fig, path)
     return fig
 
+# %% ../nbs/42_figures.ipynb #25086402
 def to_normalized(rgb: np.ndarray) -> torch.Tensor:
     "uint8 (H,W,3) -> ImageNet-normalised (3,H,W)."
     return to_normalized_tensor(np.require(rgb, requirements=['C', 'W']))
@@ -147,6 +152,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError: continue
     return out
 
+# %% ../nbs/42_figures.ipynb #edb7b601
 def training_curves(logs: dict[str, str | os.PathLike] | str | os.PathLike, path=None, size: tuple = (10, 3.2)):
     "Loss terms and validation metrics per epoch from one log or {run name: log}."
     if not isinstance(logs, dict): logs = {'': logs}

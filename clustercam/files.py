@@ -36,11 +36,13 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp: torch.save(obj, tmp)
     return Path(path)
 
+# %% ../nbs/01_files.ipynb #28953501
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
 
+# %% ../nbs/01_files.ipynb #28953502
 def atomic_write_json(path: str | os.PathLike, obj, **kwargs) -> Path:
     "Write `obj` as JSON to `path` atomically."
     return atomic_write_text(path, json.dumps(obj, indent=2, **kwargs) + '\n')
@@ -56,6 +58,7 @@ def writable_folder(folder: str | os.PathLike, what: str = 'output folder') -> P
     except OSError as e: raise ValueError(f"{what} {folder} is not writable ({e.strerror or e})") from None
     return folder
 
+# %% ../nbs/01_files.ipynb #ffa28101
 def fresh_folder(folder: str | os.PathLike, what: str = 'output folder', keep: tuple[str, ...] = (), hint: str = '') -> Path:
     "`writable_folder(folder)`, refused when it already holds files besides `keep` (an earlier run's results)."
     folder = Path(folder)

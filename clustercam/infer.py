@@ -36,12 +36,14 @@ __all__ = ['DEFAULT_SCALES', 'CRF_MODES', 'POOL_START_SECONDS', 'PROBS_MODES', '
 # %% ../nbs/40_infer.ipynb #359c5756
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
 
+# %% ../nbs/40_infer.ipynb #359c5701
 def _check_scales(scales) -> tuple:
     scales = tuple(float(s) for s in scales)
     if not scales or any(not math.isfinite(s) or s <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
     return scales
 
+# %% ../nbs/40_infer.ipynb #359c5702
 @torch.no_grad()
 def predict_probs(model: nn.Module, image: torch.Tensor, scales: Sequence[float] = DEFAULT_SCALES,
                   flip: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -124,6 +126,7 @@ class FullResolution(torch.utils.data.Dataset):
         image, labels, name, rgb = self.view[i]
         return {'index': i, 'name': name, 'image': image, 'labels': labels, 'rgb': rgb}
 
+# %% ../nbs/40_infer.ipynb #19826601
 def predictions(model: nn.Module, items, scales: Sequence[float] = DEFAULT_SCALES, flip: bool = False,
                 amp_dtype: torch.dtype | None = None, num_workers: int = 0, skip_errors: bool = False,
                 probs: bool = True) -> Iterator[dict]:
@@ -155,21 +158,26 @@ def predictions(model: nn.Module, items, scales: Sequence[float] = DEFAULT_SCALE
 # %% ../nbs/40_infer.ipynb #29b48b24
 CRF_MODES = ('off', 'on', 'both')
 
+# %% ../nbs/40_infer.ipynb #29b48b01
 def _variants(crf) -> tuple:
     crf = {True: 'on', False: 'off', None: 'off'}.get(crf, crf)
     if crf not in CRF_MODES: raise ValueError(f"--crf must be one of {CRF_MODES}, got {crf!r}")
     return {'off': ('no_crf',), 'on': ('crf',), 'both': ('no_crf', 'crf')}[crf]
 
+# %% ../nbs/40_infer.ipynb #29b48b02
 def _crf_job(key, rgb: np.ndarray, probs: np.ndarray, n_iter: int) -> tuple:
     return key, dense_crf(np.ascontiguousarray(rgb), probs, n_iter=n_iter).argmax(0).astype(np.uint8)
 
+# %% ../nbs/40_infer.ipynb #29b48b03
 def default_workers() -> int:
     "CPU cores this process may use."
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
+# %% ../nbs/40_infer.ipynb #29b48b04
 POOL_START_SECONDS = 4.0   # measured: two spawned CRF workers (each imports torch) give their first result 4.6-4.9 s late on 2 busy cores
 
+# %% ../nbs/40_infer.ipynb #29b48b05
 class CRFPool:
     """Dense-CRF label maps (`crf.dense_crf`, then argmax) of `submit`ted `(rgb, probs)` in `workers` spawned
     processes (0: in this one); `ready()` returns the finished `(key, labels)`, waiting while more than
@@ -215,6 +223,7 @@ class CRFPool:
             for p in list((getattr(self.pool, '_processes', None) or {}).values()): p.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
+# %% ../nbs/40_infer.ipynb #29b48b06
 def label_maps(preds: Iterable[dict], variants: Sequence[str], pool: CRFPool) -> Iterator[tuple[dict, dict]]:
     """`(item, {variant: labels (H,W) uint8})` for each predicted item once all its `variants` ('no_crf': the argmax;
     'crf': from `pool`) are done, in the order they finish; an item with an 'error' as `(item, {})`."""
@@ -245,8 +254,10 @@ class Scores:
     def results(self, meta: dict | None = None) -> SegResults:
         return SegResults(['background', *self.dataset.classes], self.matrices, meta)
 
+# %% ../nbs/40_infer.ipynb #0f1de801
 PROBS_MODES = ('off', 'full', 'reduced')
 
+# %% ../nbs/40_infer.ipynb #0f1de802
 def save_probs(path: str | os.PathLike, probs: torch.Tensor, mode: str = 'full') -> Path:
     """Class probabilities (K+1,H,W) as a compressed `.npz` (`probs`, float16; `size`, the image's (H,W)): at the
     image's size (`mode` 'full') or every 4th pixel each way ('reduced', 1/16 of the pixels)."""
@@ -256,21 +267,25 @@ def save_probs(path: str | os.PathLike, probs: torch.Tensor, mode: str = 'full')
         np.savez_compressed(f, probs=p.half().cpu().numpy(), size=np.array(probs.shape[-2:]))
     return Path(path)
 
+# %% ../nbs/40_infer.ipynb #0f1de803
 def _storing_probs(preds: Iterable[dict], out: Path | None, mode: str) -> Iterator[dict]:
     for item in preds:
         if out is not None and mode != 'off' and item.get('probs') is not None:
             save_probs(out/'probs'/f"{item['name']}.npz", item['probs'], mode)
         yield item
 
+# %% ../nbs/40_infer.ipynb #0f1de804
 def _save_pred(out: Path, variant: str, name: str, pred: np.ndarray, palette) -> None:
     with atomic_path(out/variant/'raw'/f'{name}.png') as tmp: Image.fromarray(pred, 'L').save(tmp, format='PNG')
     save_mask(out/variant/'color'/f'{name}.png', pred, palette)
 
+# %% ../nbs/40_infer.ipynb #0f1de805
 def data_name(dataset) -> str:
     "A data set's short name for progress bars and end lines: its kind and split ('synthetic val', 'VOC train_aug'), without the folder."
     words = str(getattr(dataset, 'description', 'images')).split()
     return ' '.join(words[:1] + words[-1:]) if len(words) > 2 else ' '.join(words)
 
+# %% ../nbs/40_infer.ipynb #0f1de806
 @contextlib.contextmanager
 def ticker(progress, total: int, desc: str):
     "A function to call once per finished image: a tqdm bar's update (`progress` True), `progress` itself when callable, or nothing."
@@ -291,6 +306,7 @@ def _check_run(net, dataset, scales, crf, processes, shard) -> tuple:
     if not (count >= 1 and 0 <= index < count): raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
     return _variants(crf), _check_scales(scales), index, count
 
+# %% ../nbs/40_infer.ipynb #5f70de01
 def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = DEFAULT_SCALES,
                    flip: bool = False, crf='both', workers: int | None = None, crf_iters: int = 10,
                    progress=True, limit: int | None = None, palette: np.ndarray = VOC_PALETTE,
@@ -339,6 +355,7 @@ def evaluate_split(model: nn.Module, dataset, out: str | os.PathLike | None = No
     if count > 1: meta['shard'] = [index, count]
     return scores.results(meta) if scores is not None else None
 
+# %% ../nbs/40_infer.ipynb #5f70de02
 def merge_results(parts: Sequence[SegResults | None], meta: dict | None = None) -> SegResults | None:
     "Add up the confusion matrices of the shards `parts` (None where a shard had no ground truth)."
     parts = [p for p in parts if p is not None]
@@ -352,15 +369,19 @@ def merge_results(parts: Sequence[SegResults | None], meta: dict | None = None) 
 
 # %% ../nbs/40_infer.ipynb #0e5b1719
 _ticks = None
+
+# %% ../nbs/40_infer.ipynb #0e5b1701
 def _hold_ticks(queue):   # pool initializer: a queue can reach a worker only when the worker starts
     global _ticks; _ticks = queue
     ignore_sigint()       # Ctrl-C: the parent alone answers
 
+# %% ../nbs/40_infer.ipynb #0e5b1702
 def _shard_job(model, dataset, shard, threads, kw):
     torch.set_num_threads(threads)
     return evaluate_split(model, dataset, workers=0, progress=(lambda: _ticks.put(1)) if _ticks is not None else False,
                           shard=shard, **kw)
 
+# %% ../nbs/40_infer.ipynb #0e5b1703
 def _evaluate_in_processes(net, dataset, processes, progress, n, kw) -> SegResults | None:
     from clustercam.infer import _shard_job, _hold_ticks   # by name, for the spawned workers
     threads = max(1, default_workers() // processes)
@@ -385,6 +406,7 @@ def _evaluate_in_processes(net, dataset, processes, progress, n, kw) -> SegResul
 # %% ../nbs/40_infer.ipynb #233dfc93
 PICTURE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 
+# %% ../nbs/40_infer.ipynb #233dfc01
 def picture_files(folder: str | os.PathLike) -> list[Path]:
     "The pictures (`PICTURE_SUFFIXES`, any case) directly in `folder`, sorted by name; a clear error when there are none."
     folder = Path(folder)
@@ -393,10 +415,12 @@ def picture_files(folder: str | os.PathLike) -> list[Path]:
     if not files: raise FileNotFoundError(f"--images: no {'/'.join(s[1:] for s in PICTURE_SUFFIXES)} files in {str(folder)!r}")
     return files
 
+# %% ../nbs/40_infer.ipynb #233dfc02
 def _output_names(paths: Sequence[Path]) -> list[str]:
     stems = [p.stem for p in paths]
     return [p.stem if stems.count(p.stem) == 1 else p.name.replace('.', '_') for p in paths]
 
+# %% ../nbs/40_infer.ipynb #233dfc03
 def _as_rgb(img: Image.Image) -> np.ndarray:
     if img.mode.startswith('I;16') or img.mode == 'I':   # 16-bit grey: keep its range
         a = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
@@ -404,6 +428,7 @@ def _as_rgb(img: Image.Image) -> np.ndarray:
     if img.mode == 'F': return np.repeat(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
     return np.asarray(img.convert('RGB'))
 
+# %% ../nbs/40_infer.ipynb #233dfc04
 def read_picture(path: str | os.PathLike) -> np.ndarray:
     "A picture as uint8 (H,W,3) RGB, upright by its EXIF orientation, whatever its mode; `DataError` naming the file when it cannot be read."
     try:
@@ -412,6 +437,7 @@ def read_picture(path: str | os.PathLike) -> np.ndarray:
             return np.array(_as_rgb(ImageOps.exif_transpose(img)))   # a writable copy: torch wants one
     except Exception as e: raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
 
+# %% ../nbs/40_infer.ipynb #233dfc05
 def fit_within(rgb: np.ndarray, max_side: int) -> np.ndarray:
     "`rgb` resized (bilinear, aspect kept) so that its longer side is at most `max_side` (0: as it is)."
     H, W = rgb.shape[:2]
@@ -437,6 +463,7 @@ class Pictures(torch.utils.data.Dataset):
         return {**item, 'image': to_normalized_tensor(small), 'rgb': torch.from_numpy(small),
                 'size': list(rgb.shape[:2])}
 
+# %% ../nbs/40_infer.ipynb #af5d2601
 def overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray = VOC_PALETTE, alpha: float = 0.5) -> np.ndarray:
     "`rgb` (H,W,3 uint8) with the colours of `mask`'s classes blended in at `alpha`; background (0) and 255 left as they are."
     out = rgb.astype(np.float32)
@@ -444,6 +471,7 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray = VOC_PALETTE
     out[fg] = (1 - alpha) * out[fg] + alpha * palette[mask[fg]].astype(np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
+# %% ../nbs/40_infer.ipynb #af5d2602
 def _save_picture(out: Path, item: dict, labels: dict, palette, names: Sequence[str] = ('background',)) -> None:
     H, W = item['size']
     rgb = None
@@ -475,6 +503,7 @@ def with_legend(picture: np.ndarray, names: Sequence[str], ids: Sequence[int], p
             draw.text((x + 15, y), name, fill='black', font=font)
     return np.concatenate([picture, np.asarray(strip)], axis=0)
 
+# %% ../nbs/40_infer.ipynb #10352901
 def _save_overlay(path: Path, rgb: np.ndarray, mask: np.ndarray, names: Sequence[str], palette) -> None:
     "`overlay` of `mask` on `rgb` with the legend of the classes it holds (background included), as a JPEG."
     ids = [int(k) for k in np.unique(mask) if k != 255]
@@ -538,6 +567,7 @@ class InferConfig:
 # %% ../nbs/40_infer.ipynb #e77cd3c3
 VOC_SERVER_DIR = 'results/VOC2012/Segmentation/comp6_test_cls'
 
+# %% ../nbs/40_infer.ipynb #e77cd301
 def server_archive(out: str | os.PathLike, variant: str = 'crf') -> Path:
     """The palette PNGs of `variant` under `out` in the VOC evaluation server's layout, `out/VOC_SERVER_DIR/NAME.png`
     (links, or copies), and packed as `out/results.tar.gz`; returns the archive."""
@@ -553,6 +583,7 @@ def server_archive(out: str | os.PathLike, variant: str = 'crf') -> Path:
         for f in files: tar.add(out/VOC_SERVER_DIR/f.name, arcname=f'{VOC_SERVER_DIR}/{f.name}')
     return out/'results.tar.gz'
 
+# %% ../nbs/40_infer.ipynb #e77cd302
 def split_label(cfg, images: int, checkpoint: str) -> dict:
     "The label of `clustercam_infer`'s numbers on a split (`record.result_label`), with the command that reproduces them."
     values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ('progress', 'workers', 'num_workers', 'processes')}
@@ -580,12 +611,14 @@ def _split_results(cfg: InferConfig, env: DistEnv) -> tuple:
     res.meta.pop('shard', None); res.meta['images_per_second'] = round(res.meta['images'] / max(seconds, 1e-9), 3)
     return ds, res
 
+# %% ../nbs/40_infer.ipynb #a3c56201
 def split_end_line(name: str, res: SegResults, seconds: float) -> str:
     "The last line of `clustercam_infer` on a split: the mIoU of each variant in %, the images and the wall time."
     said = {'no_crf': 'without CRF', 'crf': 'with CRF'}
     mious = ', '.join(f"{percent(cm.miou())} {said.get(v, v)}" for v, cm in res.matrices.items())
     return f"{name}: mIoU {mious}; {res.meta.get('images')} images in {duration(seconds)}"
 
+# %% ../nbs/40_infer.ipynb #a3c56202
 def infer_split(cfg: InferConfig, env: DistEnv, started: float | None = None) -> SegResults | None:
     """`clustercam_infer --data-path`: the split predicted and scored; rank 0 prints the table, writes results.{json,md}
     and ends with `split_end_line` (wall time since `started`, default: since this call)."""
@@ -610,6 +643,7 @@ def infer_split(cfg: InferConfig, env: DistEnv, started: float | None = None) ->
     print(split_end_line(data_name(ds), res, time.time() - started))
     return res
 
+# %% ../nbs/40_infer.ipynb #a3c56203
 def infer_pictures(cfg: InferConfig, env: DistEnv, started: float | None = None) -> dict | None:
     "`clustercam_infer --images`: masks and overlays of a folder of pictures; rank 0 reports (skipped pictures on stderr, exit status 3) and the wall time since `started`."
     started = time.time() if started is None else started
@@ -633,6 +667,7 @@ def infer_pictures(cfg: InferConfig, env: DistEnv, started: float | None = None)
           + f"; {duration(time.time() - started)}")
     return res
 
+# %% ../nbs/40_infer.ipynb #a3c56204
 @config_cli(InferConfig)
 def clustercam_infer(**given):
     "Multi-scale inference with the segmentation decoder and optional dense CRF: a split scored (per-class IoU, mIoU), or your own pictures (masks, overlays)."
@@ -647,5 +682,6 @@ def clustercam_infer(**given):
     if res is not None and cfg.images is not None and res['skipped']: sys.exit(3)   # done, but some pictures could not be read
     return res
 
+# %% ../nbs/40_infer.ipynb #a3c56205
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'clustercam.infer':
     clustercam_infer()     # python -m clustercam.infer ... (what torchrun -m runs)

@@ -32,6 +32,7 @@ def isolated_rng(seed: int):
         try: yield
         finally: random.setstate(py); np.random.set_state(npy)
 
+# %% ../nbs/29_learner.ipynb #98ce5801
 class SeededSamples(torch.utils.data.Dataset):
     "Wrap `dataset` so that item `(epoch, index)` is augmented under random states seeded by `(seed, epoch, index)`."
     def __init__(self, dataset, seed: int = 0): self.dataset, self.seed = dataset, seed
@@ -41,6 +42,7 @@ class SeededSamples(torch.utils.data.Dataset):
         s = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, np.uint64)[0] % 2**63)
         with isolated_rng(s): return self.dataset[index]
 
+# %% ../nbs/29_learner.ipynb #98ce5802
 class EpochSampler(torch.utils.data.Sampler):
     """Keys `(epoch, index)` for this rank: a permutation seeded by `(seed, epoch)`, cut into global batches of
     `batch_size * num_replicas` (the incomplete last one dropped); rank `r` takes the `r`-th slice of each.
@@ -68,6 +70,7 @@ class EpochSampler(torch.utils.data.Sampler):
             for i in perm[b * G + self.rank * B: b * G + (self.rank + 1) * B]: yield (self.epoch, i)
     def __len__(self): return (self.num_batches - self.start_batch) * self.batch_size
 
+# %% ../nbs/29_learner.ipynb #98ce5803
 def train_loader(dataset, batch_size: int, seed: int = 0, num_workers: int = 0, num_replicas: int = 1, rank: int = 0,
                  pin_memory: bool = False) -> torch.utils.data.DataLoader:
     "A DataLoader over `SeededSamples(dataset)` with an `EpochSampler`; its own seeded generator leaves the global one alone."
@@ -84,9 +87,11 @@ class NonFiniteLoss(FloatingPointError):
         self.terms = dict(terms)
         super().__init__(f"non-finite loss{where}: " + ', '.join(f"{k}={v:.6g}" for k, v in self.terms.items()))
 
+# %% ../nbs/29_learner.ipynb #86b35c01
 class CancelFit(Exception):
     "Raised by a part to end training after the current step (`after_cancel_fit`, then `cleanup_fit`, run)."
 
+# %% ../nbs/29_learner.ipynb #86b35c02
 class Callback:
     "A part of the training loop: it handles the events it has methods for (`before_fit`, `after_batch`, ...), each given the learner."
     order = 0
@@ -168,6 +173,7 @@ class LossMeans(Callback):
     def state_dict(self) -> dict: return {'sums': dict(self.sums)}
     def load_state_dict(self, ck: dict): self.sums = dict(ck.get('sums') or {})
 
+# %% ../nbs/29_learner.ipynb #b8054801
 class ProgressBar(Callback):
     "A tqdm bar per epoch on rank 0, the step's terms as its postfix."
     def __init__(self): self.bar = None
@@ -190,6 +196,7 @@ def step_record(learn) -> dict:
     "The log's line for the step just done: its position, lr and terms."
     return {'kind': 'step', 'epoch': learn.epoch, 'step': learn.step, 'lr': learn.lr, **learn.terms}
 
+# %% ../nbs/29_learner.ipynb #66ccf901
 class MetricsLog(Callback):
     """`path` (JSON lines) on rank 0: `step_record` every `every` steps (0: none) and the epoch's `learn.record`,
     also printed. Resumed, the log keeps what came before the checkpoint; afresh, it starts empty."""
@@ -215,6 +222,7 @@ class MetricsLog(Callback):
         lr = f" lr {learn.lr:.3g}," if learn.lr is not None else ''
         print(f"epoch {learn.epoch}:{lr} {shown}", flush=True)
 
+# %% ../nbs/29_learner.ipynb #66ccf902
 class TensorBoardLog(Callback):
     "The step lines (every `every` steps) and the epoch records as TensorBoard scalars in `folder` (rank 0)."
     order = 25
@@ -259,6 +267,7 @@ class SignalStop(Callback):
         self._old = {}
         if self.group is not None: dist.destroy_process_group(self.group); self.group = None
 
+# %% ../nbs/29_learner.ipynb #64d87001
 class StopAtStep(Callback):
     "End training after `step` steps in all; `learn.stopped` is 'stop_at_step'."
     order = 45
@@ -276,11 +285,13 @@ def rng_state() -> dict:
         s['cuda'] = {i: torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())}
     return s
 
+# %% ../nbs/29_learner.ipynb #60a9b501
 def cuda_states_to_restore(saved, device_count: int) -> dict:
     "`{device index: state}` of the saved CUDA states (a dict by index, or an older checkpoint's list) for the devices there are now."
     states = dict(enumerate(saved)) if isinstance(saved, (list, tuple)) else dict(saved or {})
     return {int(i): st for i, st in states.items() if int(i) < device_count}
 
+# %% ../nbs/29_learner.ipynb #60a9b502
 def set_rng_state(s: dict) -> None:
     "Restore what `rng_state` returned; CUDA states of devices this machine lacks are skipped (resume on 1 GPU from a 4-GPU run)."
     kind, keys, pos, has_gauss, gauss = s['numpy']
@@ -352,6 +363,7 @@ def resume_path(resume: str | None, output_dir: str | os.PathLike) -> Path | Non
     if not p.is_file(): raise FileNotFoundError(f"--resume: checkpoint {str(p)!r} does not exist")
     return p
 
+# %% ../nbs/29_learner.ipynb #fd057201
 def load_training_checkpoint(path: str | os.PathLike, trusted: bool = False) -> dict:
     "Read a `checkpoint_last.pth`-style checkpoint (safely, unless `trusted`); a clear error for model-only files."
     ck = read_checkpoint(path, '--resume', trusted)
@@ -361,6 +373,7 @@ def load_training_checkpoint(path: str | os.PathLike, trusted: bool = False) -> 
                          "only checkpoint_last.pth (or a diagnostic checkpoint) holds the state to resume from")
     return ck
 
+# %% ../nbs/29_learner.ipynb #fd057202
 class Resume(Callback):
     "Before the first step, everything `checkpoint_last.pth` at `path` holds put back: the weights, the optimiser, the schedule, the position, the parts' state, the random states."
     order = -100                                      # first: the other parts start from the resumed position
@@ -389,6 +402,7 @@ class Resume(Callback):
         if saved is not None and now is not None and saved != now and env.main:
             warnings.warn(f"resuming with global batch {now}, the checkpoint used {saved}: the data order of the rest of the epoch differs")
 
+# %% ../nbs/29_learner.ipynb #fd057203
 class DistributedModel(Callback):
     """Under torchrun, training runs on the model in DistributedDataParallel (`distributed.ddp`), wrapped after `Resume`;
     `learn.net` stays the network. `unused(learn)`: whether some parameters get no gradient in the epoch about to

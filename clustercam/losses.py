@@ -17,6 +17,7 @@ def cls_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"cls_loss: logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must have the same shape (B,K)")
     return F.multilabel_soft_margin_loss(logits, labels.to(logits.dtype))
 
+# %% ../nbs/21_losses.ipynb #e50d9501
 def seg_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
     """Half the background cross entropy plus half the foreground one, of `logits` (B,C,h,w) against
     `labels` (B,H,W) (`ignore_index` ignored; logits are upsampled bilinearly to (H,W) when needed).
@@ -32,6 +33,7 @@ def seg_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255
     background, foreground = labels == 0, (labels != 0) & (labels != ignore_index)
     return 0.5 * (term(background) + term(foreground))
 
+# %% ../nbs/21_losses.ipynb #e50d9502
 def clustercam_loss(cls_logits, cam_logits, seg_logits, cls_labels, pseudo_label=None,
                     seg_weight: float = 0.1, ignore_index: int = 255) -> dict:
     "The losses of one step: `{'cls', 'pat', 'seg' (absent without pseudo labels), 'total'}`."

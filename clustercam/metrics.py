@@ -18,6 +18,7 @@ def _as_long_tensor(x, name):
     if x.is_floating_point() or x.is_complex(): raise TypeError(f"ConfusionMatrix.update: {name} must hold integer labels, got {x.dtype}")
     return x.long()
 
+# %% ../nbs/22_metrics.ipynb #42bc5701
 class ConfusionMatrix:
     """Pixel counts `counts[gt, pred]` over `num_classes` classes; `ignore_index` in the ground truth is skipped.
     Updates from a GPU stay on it (no wait for the device per update) until `counts` is read."""
@@ -111,6 +112,7 @@ def average_precision(targets, scores) -> float:
     tp = np.cumsum(y)[last]; precision = tp / (last + 1); recall = tp / tp[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
+# %% ../nbs/22_metrics.ipynb #4cbd4301
 def mean_average_precision(targets, scores, over: str = 'images') -> float:
     """mAP of (N,K) multi-label `scores` (probabilities or logits) against 0/1 `targets`. `over='images'`:
     each image ranks its classes, averaged over images with a positive (the reference's logged mAP);
@@ -128,6 +130,7 @@ def percent(fraction: float, digits: int = 2) -> str:
     "A fraction as the tables write it: `0.1464` -> '14.64 %'; NaN -> '-'."
     return '-' if fraction != fraction else f'{100 * fraction:.{digits}f} %'
 
+# %% ../nbs/22_metrics.ipynb #b6019d01
 def duration(seconds: float) -> str:
     "Wall time for people: '4.2 s', '3 min 05 s', '2 h 07 min'."
     if round(seconds, 1) < 60: return f'{seconds:.1f} s'

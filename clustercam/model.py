@@ -86,9 +86,11 @@ def _init_weights(self: ClusterCAM):
             if m.bias is not None: nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
+# %% ../nbs/13_model.ipynb #adaca101
 @patch
 def no_weight_decay(self: ClusterCAM): return {'pos_embed', 'cls_token'}
 
+# %% ../nbs/13_model.ipynb #adaca102
 @patch
 def _check_input(self: ClusterCAM, x):
     if x.ndim != 4 or x.shape[1] != 3:

@@ -47,6 +47,7 @@ def _shown(v) -> list[str]:
     if isinstance(v, (tuple, list)): return [str(x) for x in v] or ['none']
     return [str(v)]
 
+# %% ../nbs/32_record.ipynb #39510401
 def command_line(prog: str, values: dict, base: dict | None = None, first: tuple[str, ...] = ()) -> str:
     "`prog --name value ...` for the entries of `values` that differ from `base` (all when None); the keys `first` lead."
     base = base or {}
@@ -62,6 +63,7 @@ def command_line(prog: str, values: dict, base: dict | None = None, first: tuple
 # %% ../nbs/32_record.ipynb #92467458
 RUN_RECORD = 'run.json'
 
+# %% ../nbs/32_record.ipynb #92467401
 def write_run_record(folder: str | os.PathLike, kind: str, config: dict, command: str | None = None, **facts) -> Path:
     """`folder/run.json`: what ran (`kind`: train, infer, cams, study...), the command that reproduces it, the command line
     it was started with, the resolved `config`, the `environment`, the time, and `facts` (world size, global batch, seeds, ...)."""
@@ -70,6 +72,7 @@ def write_run_record(folder: str | os.PathLike, kind: str, config: dict, command
            **facts}
     return atomic_write_json(Path(folder)/RUN_RECORD, rec, default=str)
 
+# %% ../nbs/32_record.ipynb #92467402
 def read_run_record(folder: str | os.PathLike) -> dict | None:
     "The `run.json` of `folder`, or None."
     p = Path(folder)/RUN_RECORD
@@ -130,6 +133,7 @@ def result_label(measured: str, split: str, images: int, checkpoint: str, comman
             'scales': [float(s) for s in scales] if scales is not None else None, 'flip': flip,
             'crf': list(crf) if isinstance(crf, (list, tuple)) else crf, 'checkpoint': checkpoint, 'command': command, **more}
 
+# %% ../nbs/32_record.ipynb #1cfa9e01
 def label_text(label: dict) -> str:
     "One line: what was measured, where, how, from which weights."
     crf = label.get('crf')

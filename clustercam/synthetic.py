@@ -22,6 +22,7 @@ __all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'SYNTH_WORLDS', 'SYN
 SYNTH_CLASSES = ('disc', 'square', 'triangle', 'cross', 'ring', 'star')
 SYNTH_TEXTURES = ('stripes', 'checks', 'dots', 'speckle', 'zigzag', 'grid')  # the texture of each class
 
+# %% ../nbs/04_synthetic.ipynb #195a3601
 def _shape(name: str, u: np.ndarray, v: np.ndarray, aspect: float) -> np.ndarray:
     "Inside-test of a unit-size shape in its own frame."
     if name == 'disc': return u*u + v*v <= 1
@@ -36,6 +37,7 @@ def _shape(name: str, u: np.ndarray, v: np.ndarray, aspect: float) -> np.ndarray
         return np.sqrt(u*u + v*v) <= 0.42 + 0.58 * np.abs(1 - 2*phase)
     raise ValueError(f"unknown shape {name!r}")
 
+# %% ../nbs/04_synthetic.ipynb #195a3602
 def _texture(name: str, a: np.ndarray, b: np.ndarray, period: float, rng: np.random.Generator) -> np.ndarray:
     "A 0/1 pattern over pixel coordinates (a, b), already rotated."
     p = period
@@ -57,14 +59,17 @@ def _texture(name: str, a: np.ndarray, b: np.ndarray, period: float, rng: np.ran
 # %% ../nbs/04_synthetic.ipynb #0c82f89b
 def _luma(c): return 0.299*c[0] + 0.587*c[1] + 0.114*c[2]
 
+# %% ../nbs/04_synthetic.ipynb #0c82f801
 HUE_JITTER = 45.  # +- degrees around a class's hue centre: with 5 classes (72 degrees apart) neighbours overlap
 
+# %% ../nbs/04_synthetic.ipynb #0c82f802
 def _hsv(h, s, v):
     "One RGB colour (0..255 floats) from hue in degrees, saturation and value in 0..1."
     h = (h % 360) / 60; c = v * s; x = c * (1 - abs(h % 2 - 1)); i = int(h) % 6
     rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][i]
     return 255 * (np.array(rgb) + (v - c))
 
+# %% ../nbs/04_synthetic.ipynb #0c82f803
 def _texture_colours(rng, cls, n_classes):
     "The texture's two colours: one in the class's hue range, one of any hue; luminance apart by >= 60."
     while True:
@@ -73,6 +78,7 @@ def _texture_colours(rng, cls, n_classes):
         c2 = _hsv(rng.uniform(0, 360), rng.uniform(0, 1), rng.uniform(0.05, 1))
         if abs(_luma(c1) - _luma(c2)) >= 60: return c1, c2
 
+# %% ../nbs/04_synthetic.ipynb #0c82f804
 def _background(rng, H, W, yy, xx):
     base = _hsv(rng.uniform(0, 360), rng.uniform(0, 0.7), rng.uniform(0.2, 0.9))
     coarse = rng.normal(0, 18, (4, 4, 3)).astype(np.float32)  # a smooth colour field: 4x4 noise, enlarged
@@ -93,6 +99,7 @@ def _background(rng, H, W, yy, xx):
         img[m] = (1 - alpha)*img[m] + alpha*colour
     return img
 
+# %% ../nbs/04_synthetic.ipynb #0c82f805
 def synth_sample(rng: np.random.Generator, height: int, width: int, n_classes: int = 5, border: int = 1,
                  max_objects: int = 3, min_visible: float = 0.4):
     "One synthetic image: (rgb uint8 (H,W,3), mask uint8 (H,W), [(class index, (xmin, ymin, xmax, ymax)), ...])."
@@ -137,6 +144,7 @@ SYNTH_DECOYS = ('shared', 'none', 'distinct')   # the parts world's decoys: body
 PART_BODY, PART_MARK = 1, 2   # the values of a SegmentationPart PNG (0: not an object)
 MARK_SCALE = (0.35, 0.45)     # a mark's radius, as a fraction of its body's
 
+# %% ../nbs/04_synthetic.ipynb #302e4f01
 def _body(rng, H, W, yy, xx, short, n_classes):
     "One body, shared by every class: an ellipse or a rectangle, any texture, two colours of any hue. (inside, paint)"
     r = rng.uniform(0.2, 0.32) * short; aspect = rng.uniform(0.6, 1.0)
@@ -150,11 +158,13 @@ def _body(rng, H, W, yy, xx, short, n_classes):
         if abs(_luma(c1) - _luma(c2)) >= 60: break
     return dict(inside=inside, centre=(cy, cx), r=r, aspect=aspect, theta=theta, texture=texture, psi=psi, period=period, colours=(c1, c2))
 
+# %% ../nbs/04_synthetic.ipynb #302e4f02
 def _paint_body(img, body, m, xx, yy, rng_tex):
     psi = body['psi']; a = xx[m]*np.cos(psi) + yy[m]*np.sin(psi); b = -xx[m]*np.sin(psi) + yy[m]*np.cos(psi)
     c1, c2 = body['colours']
     img[m] = c2 + (c1 - c2) * _texture(body['texture'], a, b, body['period'], rng_tex)[:, None]
 
+# %% ../nbs/04_synthetic.ipynb #302e4f03
 def _mark(rng, body, cls, n_classes, yy, xx):
     "The class's mark: its shape, small, solid in a colour of its hue, somewhere inside the body. (inside, colour)"
     rm = rng.uniform(*MARK_SCALE) * body['r']; room = max(body['r'] * body['aspect'] - rm, 0) * 0.8
@@ -164,7 +174,6 @@ def _mark(rng, body, cls, n_classes, yy, xx):
     u, v = (dx*np.cos(theta) + dy*np.sin(theta)) / rm, (-dx*np.sin(theta) + dy*np.cos(theta)) / rm
     colour = _hsv(360 * cls / n_classes + rng.uniform(-10, 10), rng.uniform(0.8, 1), rng.uniform(0.75, 1))
     return _shape(SYNTH_CLASSES[cls], u, v, 1.0) & body['inside'], colour
-
 
 # %% ../nbs/04_synthetic.ipynb #2c43f42a
 def parts_sample(rng: np.random.Generator, height: int, width: int, n_classes: int = 5, border: int = 1,
@@ -221,6 +230,7 @@ def _xml(name: str, H: int, W: int, objs, classes) -> str:
                      f"<ymax>{y1}</ymax></bndbox></object>")
     return '\n'.join(parts) + '\n</annotation>\n'
 
+# %% ../nbs/04_synthetic.ipynb #f8e0e101
 def make_synthetic_voc(out: str | os.PathLike, n_train: int = 300, n_val: int = 100, size: int = 128, seed: int = 0,
                        n_classes: int = 5, border: int | None = None, min_aspect: float = 0.75, quality: int = 92,
                        world: str = 'shapes', decoys: str = 'shared') -> Path:

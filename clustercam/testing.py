@@ -35,6 +35,7 @@ def uniform_tensors(seed: int, spec: list) -> dict:
 # %% ../nbs/09_testing.ipynb #af9253ed
 REFERENCE_FIXTURES = ('reference_k4_d96', 'reference_k7_d48')   # width 96 with 4 classes, width 48 with 7
 
+# %% ../nbs/09_testing.ipynb #af925301
 def fixtures_dir() -> Path:
     "`tests/fixtures/` of the checkout this code runs in (or is imported from)."
     root = repo_root() or repo_root(Path(__file__).parent)
@@ -43,6 +44,7 @@ def fixtures_dir() -> Path:
                                 "run from inside one (git clone, then make test)")
     return root/'tests'/'fixtures'
 
+# %% ../nbs/09_testing.ipynb #af925302
 def load_fixture(name: str = 'reference_k4_d96', folder: str | os.PathLike | None = None) -> dict:
     "A reference fixture as a dict of tensors: the random weights drawn again, copied DeiT weights filled in."
     path = Path(folder or fixtures_dir())/f'{name}.pt'

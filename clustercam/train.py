@@ -42,6 +42,7 @@ def _pixel_counts(plabels: torch.Tensor) -> torch.Tensor:
     "(background, foreground) pixel counts of pseudo labels `plabels`, as floats."
     return torch.stack([(plabels == 0).sum(), ((plabels > 0) & (plabels != 255)).sum()]).float()
 
+# %% ../nbs/30_train.ipynb #93051301
 def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor, total: torch.Tensor | None = None, parts: int = 1) -> torch.Tensor:
     """The segmentation loss of one micro-batch of one rank, weighted so that the mean over the `parts` (ranks x
     micro-batches) is the global-batch loss: `total` holds the global batch's (background, foreground) pixel counts."""
@@ -53,6 +54,7 @@ def _seg_term(seg_logits: torch.Tensor, plabels: torch.Tensor, total: torch.Tens
     # seg_loss of background-only (foreground-only) labels is half the background (foreground) term
     return w[0] * seg_loss(logits, plabels.masked_fill(~bg, 255)) + w[1] * seg_loss(logits, plabels.masked_fill(~fg, 255))
 
+# %% ../nbs/30_train.ipynb #93051302
 def _step_pseudo_labels(model, images, labels, par, scales, bg_thr, delta, cam_dtype, cam_layers, cam_refine, max_present):
     "The pseudo labels of a (micro-)batch, as `train_step` makes them."
     with autocast(images.device, cam_dtype):
@@ -60,6 +62,7 @@ def _step_pseudo_labels(model, images, labels, par, scales, bg_thr, delta, cam_d
     images01 = denormalize(images.float(), through_uint8=True)
     return pseudo_labels(cams.float(), labels, images01, par, bg_thr=bg_thr, delta=delta, max_present=max_present)
 
+# %% ../nbs/30_train.ipynb #93051303
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                par: nn.Module, scales: Sequence[float] = (1.0, 0.75, 1.25), bg_thr: float = 0.4, delta: float = 0.1,
                segment: bool = True, scaler=None, amp_dtype: torch.dtype | None = None, clip_grad: float | None = None,
@@ -121,15 +124,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         (no_decay if p.ndim <= 1 or name.endswith('.bias') or name in skip else decay).append(p)
     return [{'params': no_decay, 'weight_decay': 0.}, {'params': decay, 'weight_decay': weight_decay}]
 
+# %% ../nbs/30_train.ipynb #49677301
 def scaled_lr(lr: float, global_batch: int) -> float:
     "The linear scaling rule of the reference: `lr * global_batch / 512`."
     return lr * global_batch / 512
 
+# %% ../nbs/30_train.ipynb #49677302
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.05, eps: float = 1e-8,
                     betas: tuple = (0.9, 0.999)) -> torch.optim.AdamW:
     "AdamW over `param_groups` (lr already scaled)."
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, eps=eps, betas=tuple(betas))
 
+# %% ../nbs/30_train.ipynb #49677303
 def build_scheduler(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float = 1e-5, warmup_epochs: int = 5,
                     warmup_lr: float = 1e-6):
     "timm's per-epoch cosine schedule with linear warm-up (as `timm.scheduler.create_scheduler` builds it for the reference)."
@@ -137,6 +143,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float
     return CosineLRScheduler(optimizer, t_initial=epochs, lr_min=min_lr, warmup_t=warmup_epochs,
                              warmup_lr_init=warmup_lr, cycle_limit=1, t_in_epochs=True)
 
+# %% ../nbs/30_train.ipynb #49677304
 def set_epoch_lr(scheduler, epoch: int, lag: bool = False) -> float:
     "Set the lr of `epoch` (with `lag`, the reference's one-epoch delay); returns it."
     scheduler.step(max(epoch - 1, 0) if lag else epoch)
@@ -241,6 +248,7 @@ def preset_values(name: str) -> dict:
     if not isinstance(values, dict): raise ValueError(f"--preset {name!r}: {spec} is a {type(values).__name__}, not a dict of TrainConfig fields")
     return values
 
+# %% ../nbs/30_train.ipynb #f42e0e01
 def _check_config(c: TrainConfig) -> TrainConfig:
     def need(ok, msg):
         if not ok: raise ValueError(f"training config: {msg}")
@@ -263,6 +271,7 @@ def _check_config(c: TrainConfig) -> TrainConfig:
     need(not (c.overwrite and c.resume), "--overwrite and --resume: choose one (continue the run, or replace it)")
     return c
 
+# %% ../nbs/30_train.ipynb #f42e0e02
 def make_config(preset: str = 'synthetic', **overrides) -> TrainConfig:
     "The `preset`'s `TrainConfig` with `overrides` (None values are ignored: 'not given'; 'none' is None)."
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -279,6 +288,7 @@ def val_loader(dataset, batch_size: int, num_workers: int = 0, env: DistEnv = Di
                                        num_workers=num_workers, generator=g, pin_memory=env.device.type == 'cuda',
                                        persistent_workers=num_workers > 0)
 
+# %% ../nbs/30_train.ipynb #1a31d101
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(), amp_dtype: torch.dtype | None = None,
              segmentation: bool = True) -> dict:
@@ -308,6 +318,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, env: DistEnv = DistEnv(
         out['miou'] = float(cm.miou())
     return out
 
+# %% ../nbs/30_train.ipynb #1a31d102
 class Validation(Callback):
     """After every `every`-th epoch and the last: `evaluate` on `loader` (None: no validation) into the epoch's
     record (`val_miou`, ...), and on `selection` (held-out training images, or None) as `select_miou`.
@@ -347,6 +358,7 @@ class EpochSchedule(Callback):
     def before_epoch(self, learn):
         learn.lr = learn.record['lr'] = set_epoch_lr(learn.scheduler, learn.epoch, self.lag)
 
+# %% ../nbs/30_train.ipynb #4663ed01
 class ClusterCAMStep(Callback):
     """`train_step` with the settings of `cfg` on a batch `(images, labels, ...)`, and its phase: the first
     `cfg.seg_start_epoch` epochs without pseudo labels (`learn.segment` false). Keeps the fp16 `scaler` across a resume."""
@@ -376,11 +388,13 @@ class TrainingInterrupted(RuntimeError):
         super().__init__(f"training stopped by {signal.Signals(signum).name} after step {step}; "
                          f"resume with --resume {checkpoint or 'auto'}")
 
+# %% ../nbs/30_train.ipynb #d5838d01
 def amp_setup(device: torch.device, amp: str):
     "`(autocast dtype or None, GradScaler or None)` for `--amp amp` on `device` (`device.autocast_dtype`); fp16 scales the loss, on any device."
     dtype = autocast_dtype(device, amp)
     return dtype, (torch.amp.GradScaler(torch.device(device).type) if dtype == torch.float16 else None)
 
+# %% ../nbs/30_train.ipynb #d5838d02
 class BackendFlags(Callback):
     """For the length of the run, `device.backend_flags`: TF32 off in fp32 (`amp_dtype` None), deterministic kernels with
     `deterministic`; without it, cuDNN benchmarks its algorithms for each new shape and keeps the fastest (the authors' setting)."""
@@ -393,6 +407,7 @@ class BackendFlags(Callback):
     def cleanup_fit(self, learn):
         if self.flags is not None: self.flags.__exit__(None, None, None); self.flags = None
 
+# %% ../nbs/30_train.ipynb #d5838d03
 def _prepare_data(cfg: TrainConfig, env: DistEnv) -> str:
     "The data folder; the synthetic preset without `data_path` writes one into output_dir/data (rank 0)."
     if cfg.data_path is not None: return cfg.data_path
@@ -402,6 +417,7 @@ def _prepare_data(cfg: TrainConfig, env: DistEnv) -> str:
     if env.distributed: dist.barrier()
     return str(root)
 
+# %% ../nbs/30_train.ipynb #d5838d04
 def build_model(cfg: TrainConfig, num_classes: int) -> ClusterCAM:
     "The network `cfg` describes: all its weights from `cfg.finetune` when given, else the backbone's from `cfg.init`."
     model = ClusterCAM(num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, st_depth=cfg.st_depth,
@@ -430,14 +446,17 @@ def default_parts(cfg: TrainConfig, config: dict, val_loader, num_classes: int, 
     if cfg.stop_at_step is not None: parts.append(StopAtStep(cfg.stop_at_step))
     return parts + [import_object(spec, '--callbacks')() for spec in cfg.callbacks]
 
+# %% ../nbs/30_train.ipynb #65a5ac01
 RUN_FACTS = ('world_size', 'accum_steps', 'global_batch', 'lr_scaled', 'seed', 'device', 'amp_dtype', 'train_images',
              'val_images', 'held_out_images', 'selected_on', 'measures')
 
+# %% ../nbs/30_train.ipynb #65a5ac02
 def _selected_on(cfg: TrainConfig, held: int | None = None) -> str | None:
     "What `checkpoint_best.pth` is chosen on, in words: 'val', 'train (N images held out)', or None."
     if cfg.select_on in (None, 'val'): return cfg.select_on if cfg.val_split else None
     return f"{cfg.train_split} ({held if held is not None else cfg.select_on.split(':')[1]} images held out)"
 
+# %% ../nbs/30_train.ipynb #65a5ac03
 def _held_out(cfg: TrainConfig, data_path: str, train_ds):
     "With `select_on` train:N: N training images (drawn with `seed`) as a validation view, and taken out of `train_ds`."
     if not str(cfg.select_on).startswith('train:'): return None
@@ -449,6 +468,7 @@ def _held_out(cfg: TrainConfig, data_path: str, train_ds):
     held._keep(sorted(perm[:n])); train_ds._keep(sorted(perm[n:]))
     return held
 
+# %% ../nbs/30_train.ipynb #65a5ac04
 def _datasets(cfg: TrainConfig, env: DistEnv):
     data_path = _prepare_data(cfg, env)
     tf = train_transform(cfg.input_size, scale=(cfg.crop_scale, 1.0), re_prob=cfg.reprob,
@@ -458,6 +478,7 @@ def _datasets(cfg: TrainConfig, env: DistEnv):
     train_ds.held_out = _held_out(cfg, data_path, train_ds)
     return data_path, train_ds, val_ds
 
+# %% ../nbs/30_train.ipynb #65a5ac05
 def _measures(cfg: TrainConfig, val_images: int, held: int) -> dict:
     "The labels of the numbers a training run logs (metrics.jsonl)."
     one = (f"segmentation, decoder argmax at one scale ({cfg.input_size} px, aligned resize and crop), no flip, no CRF; "
@@ -468,12 +489,14 @@ def _measures(cfg: TrainConfig, val_images: int, held: int) -> dict:
     out['best_miou'] = f"the best {'val_miou' if cfg.select_on == 'val' else 'select_miou'} so far" if cfg.select_on else None
     return out
 
+# %% ../nbs/30_train.ipynb #65a5ac06
 def _train_command(cfg: TrainConfig) -> str:
     "The `clustercam_train` command line that makes this run: the options that differ from the preset's values."
     base = asdict(make_config(cfg.preset, data_path=cfg.data_path))
     values = {k: v for k, v in asdict(cfg).items() if k not in ('resume', 'stop_at_step', 'progress', 'callbacks') or v != base.get(k)}
     return command_line('clustercam_train', values, base, first=('preset',))
 
+# %% ../nbs/30_train.ipynb #65a5ac07
 def learner(cfg: TrainConfig, env: DistEnv | None = None, cbs: Sequence[Callback] = ()) -> Learner:
     "The `Learner` of the run `cfg` describes, with its `default_parts` and your `cbs`; writes `config.json` (rank 0)."
     env = env or init_distributed(cfg.device)
@@ -507,6 +530,7 @@ def learner(cfg: TrainConfig, env: DistEnv | None = None, cbs: Sequence[Callback
     parts = default_parts(cfg, resolved, vloader, K, amp_dtype, sloader) + list(cbs)
     return Learner(model, loader, ClusterCAMStep(cfg, par, amp_dtype, scaler), optimizer, scheduler, cfg.epochs, parts, env)
 
+# %% ../nbs/30_train.ipynb #65a5ac08
 def outcome(learn: Learner, cfg: TrainConfig) -> dict:
     "How the run ended: the last epoch's record, the best mIoU and the checkpoints; `TrainingInterrupted` after a signal."
     out = Path(cfg.output_dir); last = out/'checkpoint_last.pth'
@@ -518,6 +542,7 @@ def outcome(learn: Learner, cfg: TrainConfig) -> dict:
     selected_on = next(cb.select_on for cb in learn.cbs if isinstance(cb, Validation))
     return {**learn.record, 'best': best, 'selected_on': selected_on, 'checkpoint': last, 'output_dir': out}
 
+# %% ../nbs/30_train.ipynb #65a5ac09
 def _deterministic_cublas():
     "`CUBLAS_WORKSPACE_CONFIG` for deterministic cuBLAS, which reads it once, when it starts: before this process's first CUDA work."
     if os.environ.get('CUBLAS_WORKSPACE_CONFIG'): return
@@ -526,6 +551,7 @@ def _deterministic_cublas():
         warnings.warn("--deterministic: CUDA started before CUBLAS_WORKSPACE_CONFIG was set, so cuBLAS may not be deterministic; "
                       "set CUBLAS_WORKSPACE_CONFIG=:4096:8 before starting Python")
 
+# %% ../nbs/30_train.ipynb #65a5ac10
 def train(cfg: TrainConfig | None = None, cbs: Sequence[Callback] = (), **overrides) -> dict:
     """Train ClusterCAM as `cfg` (or `make_config(**overrides)`) says, with your parts `cbs` besides its own;
     returns `outcome`. Run under `torchrun` for several processes."""
@@ -586,6 +612,7 @@ def config_from_args(preset: str | None = None, **given) -> TrainConfig:
         return make_config(preset or saved.get('preset', 'synthetic'), **{**base, **given})
     return make_config(preset or 'synthetic', **given)
 
+# %% ../nbs/30_train.ipynb #c66de801
 @config_cli(TrainConfig)
 def clustercam_train(**given):
     "Train ClusterCAM end to end (run under torchrun for several GPUs or nodes)."
@@ -601,5 +628,6 @@ def clustercam_train(**given):
         print(f"done: {best} in {duration(time.time() - started)}; checkpoints in {res['output_dir']}")
     return res
 
+# %% ../nbs/30_train.ipynb #c66de802
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'clustercam.train':
     clustercam_train()     # python -m clustercam.train ... (what torchrun -m runs)

@@ -36,23 +36,27 @@ CONFIGS = {
 TASKS = ('train', 'fwdbwd', 'cams', 'par', 'infer', 'eval')
 CAM_SCALES, INFER_SCALES = (1.0, 0.75, 1.25), (0.5, 0.75, 1.0, 1.25, 1.5)
 
+# %% ../../nbs/50_bench.ipynb #c7449f01
 def _config(config) -> dict:
     if isinstance(config, dict): return dict(config)
     if config not in CONFIGS: raise ValueError(f"--config must be one of {sorted(CONFIGS)} (or a dict), got {config!r}")
     return dict(CONFIGS[config])
 
+# %% ../../nbs/50_bench.ipynb #c7449f02
 def _smooth_rgb(gen: torch.Generator, h: int, w: int) -> torch.Tensor:
     "A smooth random RGB image in [0,1], (3,h,w): blobs and edges, like a photo to PAR and the CRF."
     low = torch.rand(1, 3, 6, 8, generator=gen)
     img = F.interpolate(low, size=(h, w), mode='bicubic', align_corners=False)[0]
     return (img + 0.05 * torch.rand(3, h, w, generator=gen)).clamp(0, 1)
 
+# %% ../../nbs/50_bench.ipynb #c7449f03
 def _labels(gen: torch.Generator, b: int, k: int) -> torch.Tensor:
     "0/1 image labels (b,k) with one or two classes present per image."
     lab = torch.zeros(b, k)
     for i in range(b): lab[i, torch.randperm(k, generator=gen)[:1 + i % 2]] = 1
     return lab
 
+# %% ../../nbs/50_bench.ipynb #c7449f04
 def _register_cpu_attention_flops():
     "FlopCounterMode knows the CUDA attention kernels but not the CPU one: count it with the same formulas."
     aten = torch.ops.aten
@@ -65,6 +69,7 @@ def _register_cpu_attention_flops():
     def _bwd(grad_out, query, key, value, *args, out_val=None, **kwargs):
         return fc.sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
 
+# %% ../../nbs/50_bench.ipynb #c7449f05
 def matmul_gflops(device='cpu', n: int = 2048, repeats: int = 5) -> float:
     "Median GFLOP/s of an fp32 (n x n) @ (n x n) product on `device`: the machine's yardstick."
     device = torch.device(device)
@@ -83,6 +88,7 @@ def _inputs(spec, k):
     images01 = torch.stack([_smooth_rgb(gen, s, s) for _ in range(b)])
     return gen, images01, normalize(images01), _labels(gen, b, k)
 
+# %% ../../nbs/50_bench.ipynb #7afd1601
 class _EvalImages(torch.utils.data.Dataset):
     "An in-memory stand-in for a data set in `infer` mode (no ground truth), for `evaluate_split`."
     def __init__(self, n, h, w, k, seed=0):
@@ -95,6 +101,7 @@ class _EvalImages(torch.utils.data.Dataset):
         rgb = self.rgb[i]
         return normalize(rgb.float().div(255)), torch.zeros(self.num_classes), self.names[i], rgb.permute(1, 2, 0).contiguous().numpy()
 
+# %% ../../nbs/50_bench.ipynb #7afd1602
 def _ours(task, spec):
     cfg, device = spec['config'], torch.device(spec['device'])
     amp = spec.get('amp', 'off'); dtype = autocast_dtype(device, amp)   # our side's precision (the reference: fp32)
@@ -153,6 +160,7 @@ def _import_reference(path):
             raise ImportError(f"the authors' code in {str(path)!r} could not be imported ({e}); it needs timm and einops") from e
     return models, utils, par_module, imutils
 
+# %% ../../nbs/50_bench.ipynb #6ee1be01
 def _reference(task, spec):
     models, utils, par_module, imutils = _import_reference(spec['reference_dir'])
     cfg, device = spec['config'], torch.device(spec['device'])
@@ -219,12 +227,14 @@ def _status_mb(key: str) -> float | None:
             if line.startswith(key + ':'): return int(line.split()[1]) / 1024
     except OSError: return None
 
+# %% ../../nbs/50_bench.ipynb #a4a4cc01
 def _reset_peak() -> bool:
     try:
         with open('/proc/self/clear_refs', 'w') as f: f.write('5')
         return True
     except OSError: return False
 
+# %% ../../nbs/50_bench.ipynb #a4a4cc02
 def _measure(task: str, side: str, spec: dict) -> dict:
     "Run `task` for `side` ('ours' or 'reference') in this process: memory on the first run, then timings and FLOPs."
     if spec.get('threads'): torch.set_num_threads(spec['threads'])
@@ -256,11 +266,13 @@ def _measure(task: str, side: str, spec: dict) -> dict:
         out['gflop_per_s'] = out['gflop'] / out['time_s']
     return out
 
+# %% ../../nbs/50_bench.ipynb #a4a4cc03
 def _child(conn, task, side, spec):
     try: conn.send(_measure(task, side, spec))
     except BaseException as e: conn.send({'task': task, 'side': side, 'error': f"{type(e).__name__}: {e}", 'trace': traceback.format_exc()})
     finally: conn.close()
 
+# %% ../../nbs/50_bench.ipynb #a4a4cc04
 def measure(task: str, side: str = 'ours', **spec) -> dict:
     "the private helper _measure in a fresh (spawned) process, so that its memory peak is its own."
     from clustercam.harness.bench import _child as target   # the package's function: the spawned process imports it by name
@@ -279,6 +291,7 @@ def _fmt(x, digits=2):
     if x is None: return '-'
     return f'{x:.{digits}f}' if abs(x) < 1000 else f'{x:.0f}'
 
+# %% ../../nbs/50_bench.ipynb #b3aaae01
 def table(results: dict) -> str:
     "A plain-text table of `bench`'s results (and the ratios ours / reference, where both were measured)."
     yard = results['matmul_gflop_per_s']
@@ -302,6 +315,7 @@ def table(results: dict) -> str:
     warnings = results['warnings'] if 'warnings' in results else unsteady(results)   # `bench` keeps them in the JSON
     return '\n'.join(lines + [foot] + [f"warning: {n}" for n in warnings])
 
+# %% ../../nbs/50_bench.ipynb #b3aaae02
 def unsteady(results: dict, tol: float = 0.10) -> list[str]:
     "Signs that the machine was not quiet: the yardstick moved, or one side's timed runs spread, by more than `tol`."
     # on a shared machine the reference's memory-bound CAM pass slowed from 9.6 s to 14-20 s while ours
@@ -317,8 +331,10 @@ def unsteady(results: dict, tol: float = 0.10) -> list[str]:
     if notes: notes.append("the machine was busy: ratios can be off by 0.1 or more (memory-bound work slows most); run again")
     return notes
 
+# %% ../../nbs/50_bench.ipynb #b3aaae03
 def _ratio(a, b): return None if a is None or b is None or b == 0 else a / b
 
+# %% ../../nbs/50_bench.ipynb #b3aaae04
 def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: Sequence[str] = TASKS,
           repeats: int = 3, eval_images: int = 20, workers: int | None = None, infer_size=(375, 500),
           threads: int | None = None, reference_dir=None, flops: bool = True, seed: int = 0, verbose: bool = True,

@@ -52,6 +52,7 @@ DEMO_TRAINING = dict(dataset='synthetic', synth_train=1500, synth_val=100, synth
 def _stamp(t0: float, msg: str):
     print(f"[demo {time.time() - t0:6.1f} s] {msg}", flush=True)
 
+# %% ../../nbs/43_demo.ipynb #2e505901
 def train_and_evaluate(name: str, data: Path, out: Path, overrides: dict, t0: float, scales=EVAL_SCALES,
                        progress: bool = False, crf_workers: int | None = None, preset: str = DEMO_PRESET) -> dict:
     "Train one arm into `out/name` and evaluate its last checkpoint on val (no CRF and CRF)."
@@ -77,6 +78,7 @@ def train_and_evaluate(name: str, data: Path, out: Path, overrides: dict, t0: fl
 # %% ../../nbs/43_demo.ipynb #b0d94a38
 def _md_image(path: Path, root: Path, alt: str) -> str: return f"![{alt}]({path.relative_to(root).as_posix()})"
 
+# %% ../../nbs/43_demo.ipynb #b0d94a01
 def write_report(out: Path, arms: list[dict], data_info: dict, timings: dict, figures: dict, scales=EVAL_SCALES,
                  backbone: dict | None = None) -> Path:
     "`out/report.md`: settings, the per-class table of every arm and variant, timings and figures."
@@ -133,6 +135,7 @@ def _arm_job(name, data, out, overrides, t0, scales, threads, preset) -> dict:
     arm.pop('model')   # the parent loads it from the checkpoint
     return arm
 
+# %% ../../nbs/43_demo.ipynb #9a0db401
 def _run_arms(jobs: list, data: Path, out: Path, t0: float, scales, progress, workers, parallel: bool, threads,
               preset: str = DEMO_PRESET) -> list[dict]:
     if not parallel or len(jobs) < 2:
@@ -146,6 +149,7 @@ def _run_arms(jobs: list, data: Path, out: Path, t0: float, scales, progress, wo
     for a in arms: a['model'] = model_from_checkpoint(a['run']/'checkpoint_last.pth', num_classes, device='cpu')[0]
     return arms
 
+# %% ../../nbs/43_demo.ipynb #9a0db402
 def _backbone(out: Path, pretrain: bool, t0: float, threads) -> tuple[str, dict]:
     "The `--init` file and what the report says of it: the shipped SYNTHETIC_VIT, or a fresh pretraining into out/pretrain."
     path = out/'pretrain'/'synthetic_vit.pth' if pretrain else SYNTHETIC_VIT
@@ -159,6 +163,7 @@ def _backbone(out: Path, pretrain: bool, t0: float, threads) -> tuple[str, dict]
     info = read_checkpoint(path, '--pretrained-backbone')
     return str(path), {'path': str(path), 'val_accuracy': info['val_accuracy'], 'recipe': info['recipe'], 'seconds': info['seconds']}
 
+# %% ../../nbs/43_demo.ipynb #9a0db403
 def run_demo(out: str | os.PathLike = 'runs/demo', quick: bool = False, ablation: bool = True,
              progress: bool | None = None, threads: int | None = DEMO_THREADS, parallel: bool | None = None,
              pretrain: bool = False) -> dict:
@@ -171,6 +176,7 @@ def run_demo(out: str | os.PathLike = 'runs/demo', quick: bool = False, ablation
     try: return _run_demo(out, quick, ablation, progress, parallel, threads, pretrain)
     finally: torch.set_num_threads(saved_threads)
 
+# %% ../../nbs/43_demo.ipynb #9a0db404
 def _run_demo(out, quick, ablation, progress, parallel, threads, pretrain) -> dict:
     t0, c0 = time.time(), time.process_time(); out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data_info = QUICK_DATA if quick else DEMO_DATA
@@ -225,6 +231,7 @@ def _run_demo(out, quick, ablation, progress, parallel, threads, pretrain) -> di
     print(f"total {timings['total']:.0f} s; report at {report.resolve()}", flush=True)
     return dict(summary=summary, report=report, timings=timings, arms=arms)
 
+# %% ../../nbs/43_demo.ipynb #9a0db405
 def main():
     "`python -m clustercam.harness.demo [OUT] [--quick] [--pretrain] [--sequential]`."
     known = {'--quick', '--pretrain', '--sequential'}

@@ -37,6 +37,7 @@ SIZES = {   # full: the VOC preset's network, batch and crop (train.PRESETS['voc
 }
 EXIT_NO_CUDA = 77
 
+# %% ../../nbs/51_gpu_check.ipynb #3c579401
 def _batches(size: dict, folder: Path, device: torch.device) -> tuple[list, int]:
     "Fixed (unaugmented) batches of a small synthetic set at the size's input, on `device`; and the number of classes."
     data = make_synthetic_voc(folder/'data', n_train=size['images'], n_val=2, size=size['input'], seed=0)
@@ -47,6 +48,7 @@ def _batches(size: dict, folder: Path, device: torch.device) -> tuple[list, int]
            for i in range(0, len(items) - B + 1, B)]
     return out, ds.num_classes
 
+# %% ../../nbs/51_gpu_check.ipynb #3c579402
 def _model(num_classes: int, size: dict, device: torch.device) -> ClusterCAM:
     with isolated_rng(0): return ClusterCAM(num_classes, img_size=size['input'], drop_path_rate=0., **size['model']).to(device)
 
@@ -122,6 +124,7 @@ def _tiny_run(size: dict) -> dict:
                 warmup_epochs=0, num_workers=0, log_every=0, progress=False, val_split='none', save_epochs=False, scales=(1.0,),
                 drop_path=0.1, par_iters=3, **{k: v for k, v in size['model'].items()})
 
+# %% ../../nbs/51_gpu_check.ipynb #bb60d101
 class StepSize(Callback):
     "The largest change of a weight in the step that follows step `at` (`size`): what a resume at `at` must reproduce to well below."
     def __init__(self, at: int): self.at, self.size, self.before = at, None, None
@@ -167,6 +170,7 @@ class LoaderProbe(Callback):
     def before_batch(self, learn):
         if self.facts['batch_pinned'] is None: self.facts['batch_pinned'] = bool(learn.batch_data[0].is_pinned())
 
+# %% ../../nbs/51_gpu_check.ipynb #d2473c01
 def learner_check(device: torch.device, size: dict, folder: Path, workers: int = 2) -> dict:
     """A two-epoch `train.train` run on `device` through the real `Learner`: a DataLoader with `workers` processes (pinned
     memory on CUDA), `--amp auto`, and validation (`evaluate`) on the device after each epoch: finite losses, an mIoU
@@ -259,6 +263,7 @@ def throughput(device: torch.device, size: dict, folder: Path, amps=('off', 'fp1
         del model, opt
     return rows
 
+# %% ../../nbs/51_gpu_check.ipynb #2d2ed801
 def against_reference(device: torch.device, size_name: str, reference_dir, amp: str = 'fp16') -> dict:
     """`bench.bench`'s training step and CAMs, ours (under `amp`) and the authors' code in `reference_dir` (fp32), at the
     size's batch and input; the network is DeiT-S at every size (the authors' code builds no other)."""

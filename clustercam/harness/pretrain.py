@@ -46,6 +46,7 @@ def object_centric_set(n: int, size: int, n_classes: int = 6, seed: int = 7, mas
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
 
+# %% ../../nbs/31_pretrain.ipynb #14cb9c01
 def build_vit(image_size: int = 64, patch_size: int = 8, embed_dim: int = 64, depth: int = 3, num_heads: int = 2,
               n_classes: int = 6, **_):
     "timm's plain `VisionTransformer` with one class token: DeiT's layout and names."
@@ -53,10 +54,12 @@ def build_vit(image_size: int = 64, patch_size: int = 8, embed_dim: int = 64, de
     return VisionTransformer(img_size=image_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
                              num_heads=num_heads, num_classes=n_classes)
 
+# %% ../../nbs/31_pretrain.ipynb #14cb9c02
 def _centre(images: torch.Tensor, size: int) -> torch.Tensor:
     o = (images.shape[-1] - size) // 2
     return (images[:, :, o:o + size, o:o + size].float() - _MEAN) / _STD
 
+# %% ../../nbs/31_pretrain.ipynb #14cb9c03
 @torch.no_grad()
 def vit_accuracy(model, images: torch.Tensor, labels: torch.Tensor, size: int, batch: int = 200) -> float:
     "Top-1 accuracy of `model` on the centre crops of uint8 `images`."
@@ -72,6 +75,7 @@ def patch_classes(masks: torch.Tensor, patch_size: int, n_classes: int) -> torch
     counts = F.avg_pool2d(onehot, patch_size)                                      # (B, K+1, h, w): the outline counts for nothing
     return counts.argmax(1).masked_fill(counts.sum(1) == 0, -100).flatten(1)
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a01
 def _batch(images, labels, step, r, masks=None) -> tuple:
     g = torch.Generator().manual_seed(r['seed'] * 1_000_003 + step)
     idx = torch.randint(r['n_val'], len(images), (r['batch_size'],), generator=g)
@@ -84,10 +88,12 @@ def _batch(images, labels, step, r, masks=None) -> tuple:
     m = masks[idx, oy:oy + S, ox:ox + S].clone(); m[flip] = m[flip].flip(-1)   # the same crop and flips
     return (x - _MEAN) / _STD, (labels[idx], patch_classes(m, r['patch_size'], r['n_classes']))
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a02
 def _lr(step: int, r: dict) -> float:
     warm = min(1.0, step / max(1, r['warmup_steps']))
     return r['lr'] * warm * 0.5 * (1 + math.cos(math.pi * step / r['steps']))
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a03
 def _pretraining_parts(r: dict):
     "The ViT, its patch head (None without `patch_weight`) and AdamW (no decay on 1-D weights and timm's `no_weight_decay`)."
     torch.manual_seed(r['seed'])
@@ -102,8 +108,10 @@ def _pretraining_parts(r: dict):
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': r['weight_decay']}, {'params': rest, 'weight_decay': 0.}], lr=r['lr'])
     return model, patch_head, opt
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a04
 def _segment(r: dict) -> bool: return r.get('patch_target', 'image') == 'segment'
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a05
 def _pretraining_loss(model, patch_head, x, y, r: dict) -> torch.Tensor:
     if _segment(r): y, patch_y = y
     tokens = model.forward_features(x)                                    # (B, 1+N, D)
@@ -117,6 +125,7 @@ def _pretraining_loss(model, patch_head, x, y, r: dict) -> torch.Tensor:
         loss = loss + r['patch_weight'] * F.cross_entropy(patch_logits, y, label_smoothing=r['label_smoothing'])
     return loss
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a06
 class _PretrainingState:
     "`out.resume.pth`: the state of a stopped pretraining, written atomically, read back when the recipe is the same."
     def __init__(self, out: Path, r: dict, model, patch_head, opt):
@@ -136,6 +145,7 @@ class _PretrainingState:
         atomic_torch_save({'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'step': step, 'recipe': self.r,
                            'patch_head': self.head_state(), 'seconds': self.seconds()}, self.file)
 
+# %% ../../nbs/31_pretrain.ipynb #b8be7a07
 def pretrain_vit(out: str | Path, threads: int | None = 1, save_every: int = 1000, log_every: int = 1000,
                  stop_at_step: int | None = None, data: tuple | None = None, progress: bool = False, **recipe) -> dict:
     """Train `build_vit` on `object_centric_set` with `PRETRAIN_RECIPE` updated by `recipe`, and write

@@ -64,6 +64,7 @@ def _top_class(cams: torch.Tensor, labels: torch.Tensor):
     top, arg = cams.masked_fill(~labels.bool().view(-1, 1, 1), -1.0).max(0)
     return top.clamp_min(0), arg + 1
 
+# %% ../../nbs/44_study.ipynb #31ed2b01
 class CamTally:
     "Running counts of `cam_measures` over images: the seed sweep, PAR masks, recall per part and threshold, CAM sums per region."
     def __init__(self, num_classes: int, sweep=STUDY_SWEEP):
@@ -183,11 +184,13 @@ def clustering_measures(model: torch.nn.Module, dataset, parts_dir: str | os.Pat
 # %% ../../nbs/44_study.ipynb #188a6f5a
 def _run_name(arm: str, seed: int) -> str: return f"{arm.replace('=', '').replace(' ', '_')}_seed{seed}"
 
+# %% ../../nbs/44_study.ipynb #188a6f01
 def _initial_model(preset: str, data: Path, overrides: dict, num_classes: int):
     "The network as training starts it: the recipe's backbone loaded, the new parts drawn with the training seed."
     cfg = make_config(preset, data_path=str(data), **overrides); seed_everything(cfg.seed)
     return build_model(cfg, num_classes).eval()
 
+# %% ../../nbs/44_study.ipynb #188a6f02
 def study_run(arm: str, seed: int, data: Path, out: Path, quick: bool = False, threads: int | None = 1, limit: int | None = None,
               training: dict | None = None) -> dict:
     """Train and measure one arm (a key of STUDY_ARMS) with training seed `seed`, the recipe changed by `training`
@@ -222,10 +225,12 @@ def _patch_to_class(net, x: torch.Tensor, k: int) -> torch.Tensor:
     feats = net.forward_features(x.to(next(net.parameters()).device))
     return feats.class_attention[-1].mean(1)[0, k].reshape(feats.grid).float().cpu()
 
+# %% ../../nbs/44_study.ipynb #937ea401
 def _up(a, hw) -> np.ndarray:
     a = torch.as_tensor(np.asarray(a, np.float32))[None, None]
     return F.interpolate(a, size=hw, mode='bilinear', align_corners=False)[0, 0].numpy()
 
+# %% ../../nbs/44_study.ipynb #937ea402
 @torch.no_grad()
 def arm_maps(m, rgb: np.ndarray, k: int, scale: float, scales=CAM_SCALES, refine: bool = False) -> list[torch.Tensor]:
     """One arm's maps of class `k` for the uint8 image `rgb` at the training scale `scale`, on the CPU: patch-to-class
@@ -241,6 +246,7 @@ def arm_maps(m, rgb: np.ndarray, k: int, scale: float, scales=CAM_SCALES, refine
         grids = [maps['patch_to_class'][k].float().cpu(), maps['cluster_to_class'][k].float().cpu()]
     return grids + [training_scale_cams(m, rgb, scale, scales, refine)[k]]
 
+# %% ../../nbs/44_study.ipynb #937ea403
 def study_figure(models: dict, dataset, parts_dir: str | os.PathLike, indices, scale: float, scales=CAM_SCALES,
                  refine: bool = False, path=None, size: float = 1.7):
     """Columns: images of `dataset`; rows: the image, ground truth (marks light), then per arm ({label: model}):
@@ -275,13 +281,16 @@ def study_results(runs: list[dict]) -> dict:
             'sweeps': {a: {k: [r[k] for r in rs] for k in ('seed_sweep', 'part_recall_sweep', 'body_recall_sweep')} for a, rs in arms.items()},
             'clustering': {a: [r['clustering'] for r in rs] for a, rs in arms.items() if any(r.get('clustering') for r in rs)}}
 
+# %% ../../nbs/44_study.ipynb #0108df01
 def mean_sd(values) -> tuple[float, float]:
     "Mean and sample standard deviation (0 for one value)."
     v = np.asarray(values, np.float64)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
+# %% ../../nbs/44_study.ipynb #0108df02
 GOAL_POINTS = 3.0   # the goal: ClusterCAM's seed mIoU at least this many points above the ablation's, mean over seeds, the paired spread excluding 0
 
+# %% ../../nbs/44_study.ipynb #0108df03
 def goal(results: dict) -> dict:
     """The seed-mIoU gap ClusterCAM minus st_depth=0, in points: mean over seeds, spread (sd) of the paired differences,
     whether mean - sd > 0 over 2 seeds or more (the spread excludes zero), and whether the goal is met (gap >= GOAL_POINTS and the spread excludes zero)."""
@@ -292,10 +301,12 @@ def goal(results: dict) -> dict:
 # %% ../../nbs/44_study.ipynb #a53eca93
 _PERCENT = {m for m in MEASURES if m != 'seed_threshold'}
 
+# %% ../../nbs/44_study.ipynb #a53eca01
 def _fmt(m: str, values) -> str:
     mu, sd = mean_sd(values); f = 100 if m in _PERCENT and not m.startswith('cam_on') else 1
     return f"{f * mu:.1f} ± {f * sd:.1f}" if f == 100 else f"{mu:.3f} ± {sd:.3f}"
 
+# %% ../../nbs/44_study.ipynb #a53eca02
 def sweep_figure(results: dict, sweep=STUDY_SWEEP, path=None):
     "Seed mIoU, and recall on marks and bodies, against the background threshold: each arm's mean over seeds."
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
@@ -309,8 +320,10 @@ def sweep_figure(results: dict, sweep=STUDY_SWEEP, path=None):
     fig.tight_layout(); save_figure(fig, path)
     return fig
 
+# %% ../../nbs/44_study.ipynb #a53eca03
 CLUSTERING_ROWS = ('entropy', 'entropy_bound', 'max_weight', 'purity_object', 'purity_part')
 
+# %% ../../nbs/44_study.ipynb #a53eca04
 def clustering_table(per_seed: list[dict]) -> list[str]:
     "Markdown rows: each clustering measure before and after training, mean ± sd over seeds (per block for the block-wise ones)."
     rows = ['| clustering measure | before training | after training |', '| --- | --- | --- |']
@@ -320,6 +333,7 @@ def clustering_table(per_seed: list[dict]) -> list[str]:
         rows.append(f"| {k} | {cell('before')} | {cell('after')} |")
     return rows
 
+# %% ../../nbs/44_study.ipynb #a53eca05
 def write_study_report(out: Path, results: dict, info: dict, figures: dict) -> Path:
     "`out/results.json` and `out/report.md` (atomically)."
     g = goal(results); names = list(STUDY_ARMS)
@@ -356,6 +370,7 @@ def _condition_backbone(out: Path, recipe: dict, quick: bool, embed_dim: int) ->
     if not path.is_file(): pretrain_vit(path, threads=1, log_every=0 if quick else 2000, **{**recipe, **(QUICK_BACKBONE if quick else {}), 'embed_dim': embed_dim})
     return str(path)
 
+# %% ../../nbs/44_study.ipynb #bae53601
 def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seeds: int = 3, parallel: bool | None = None,
               limit: int | None = None, condition: str = 'baseline') -> dict:
     "Everything `clustercam_study` does for one of STUDY_CONDITIONS; returns `{'results', 'goal', 'report', 'timings'}`."
