@@ -202,7 +202,13 @@ def children(pid: int) -> list:
 
 @pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='needs /proc to see the workers')
 def test_ctrl_c_ends_inference_and_its_crf_workers_in_one_line(world):
-    code = ("import sys, clustercam.infer as infer; infer.POOL_START_SECONDS = 0   # workers at once, though 8 images would not pay\n"
+    # the CRF workers start at once (8 images would not pay for them), and each prediction takes a second longer, so
+    # the run is still going when the signal comes, however busy the machine
+    code = ("import sys, time, clustercam.infer as infer; infer.POOL_START_SECONDS = 0\n"
+            "plain = infer.predictions\n"
+            "def slow(*a, **k):\n"
+            "    for p in plain(*a, **k): time.sleep(1.0); yield p\n"
+            "infer.predictions = slow\n"
             "sys.exit(infer.clustercam_infer())")
     p = terminal_child([sys.executable, '-c', code, '--weights', world['ck'], '--data-path', world['data'], '--dataset', 'synthetic',
                         '--split', 'train', '--crf', 'on', '--workers', '2', '--scales', '1', '--progress', 'false'])
