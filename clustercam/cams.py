@@ -4,7 +4,7 @@
 
 # %% ../nbs/41_cams.ipynb #b093b2f8
 from __future__ import annotations
-import dataclasses, math, os, sys, time
+import dataclasses, os, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #0cff5081
 from __future__ import annotations
-import os, io, json, math, warnings, contextlib
+import os, io, warnings, contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable, Sequence

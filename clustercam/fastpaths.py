@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_fastpaths.ipynb #88a71218
 from __future__ import annotations
-import math, os
+import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -4,7 +4,7 @@
 
 # %% ../nbs/42_figures.ipynb #8b24a8a3
 from __future__ import annotations
-import json, math, os
+import json, os
 from pathlib import Path
 from typing import Sequence
 import numpy as np

@@ -5,7 +5,7 @@
 # %% ../nbs/40_infer.ipynb #2d4055dc
 from __future__ import annotations
 import concurrent.futures as cf
-import contextlib, copy, dataclasses, json, math, multiprocessing as mp, os, queue, shutil, sys, tarfile, time
+import contextlib, copy, dataclasses, math, os, queue, shutil, sys, tarfile, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -17,7 +17,6 @@ from PIL import Image, ImageOps, ImageDraw, ImageFont
 from .files import atomic_path, atomic_write_json, atomic_write_text, fresh_folder
 from .device import autocast, autocast_dtype
 from .config import option, config_values, config_cli, ignore_sigint, quiet_spawn_context
-from .model import ClusterCAM
 from .checkpoint import model_from_checkpoint
 from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 from .refine import model_mode

@@ -4,7 +4,7 @@
 
 # %% ../nbs/29_learner.ipynb #d2cf4df4
 from __future__ import annotations
-import contextlib, json, math, os, random, signal, sys, warnings
+import contextlib, json, math, os, random, signal, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_synthetic.ipynb #576d1f29
 from __future__ import annotations
-import os, sys, json, time
+import os, sys, time
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -12,7 +12,7 @@ from scipy import ndimage
 from fastcore.script import Param
 from .config import cli, ranged
 from .files import atomic_write_json, atomic_write_text, fresh_folder
-from .data import VOC_PALETTE, voc_dataset
+from .data import VOC_PALETTE
 
 # %% auto #0
 __all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'SYNTH_WORLDS', 'SYNTH_DECOYS', 'PART_BODY', 'PART_MARK',

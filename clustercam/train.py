@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb #83e21431
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, re, shutil, signal, sys, tempfile, warnings
+import contextlib, dataclasses, os, re, shutil, signal, sys, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence

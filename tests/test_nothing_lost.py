@@ -63,7 +63,7 @@ def test_every_numeric_option_refuses_values_outside_its_range(name):
             assert code == 2, f"{name} {opt} {v}: exit {code!r}, stderr {err!r}"
             lines = err.strip().splitlines()
             assert len(lines) == 1 and 'Traceback' not in err, err
-            assert f"argument {opt}" in lines[0] and f"must be" in lines[0], lines[0]
+            assert f"argument {opt}" in lines[0] and "must be" in lines[0], lines[0]
             tried += 1
     assert not unranged, f"{name}: numeric options without a range: {unranged}"
     print(f"{name}: {tried} out-of-range values refused")

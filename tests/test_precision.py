@@ -5,7 +5,7 @@ import json, math, sys
 from pathlib import Path
 import pytest
 import torch
-from clustercam.device import autocast, autocast_dtype
+from clustercam.device import autocast
 from clustercam.model import ClusterCAM
 from clustercam.refine import PAR, multiscale_cams, pseudo_labels
 from clustercam.data import denormalize

@@ -1,7 +1,7 @@
 """The site's Quarto configuration is one file at the top level, `_quarto.yml`: `nbdev_docs` (where Quarto is
 installed) finds it through `nbs/_quarto.yml`, a link to it, and the local render (`make docs` without Quarto)
 reads its stylesheets and table-of-contents setting."""
-import os, shutil, sys
+import shutil, sys
 from pathlib import Path
 import yaml
 

@@ -1,8 +1,7 @@
 """Numbers a reader can trust, end to end on a tiny run: the run folder records itself (`run.json`), every results
 file carries its label (what was measured, split, images, scales, flip, CRF, which weights, the command), the weights
 selected on val say so, and a run with gradient accumulation resumes exactly at an optimiser step."""
-import json, subprocess, sys
-from pathlib import Path
+import json
 import torch
 
 from clustercam.synthetic import make_synthetic_voc

@@ -1,5 +1,5 @@
 "nbdev_export must leave clustercam/ unchanged: the notebooks and the package are in step."
-import filecmp, shutil, subprocess, sys
+import shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """SIGTERM in the second epoch of a 2-epoch run: the step finishes, checkpoint_last.pth is written, the command exits
 with 128 + 15; resumed with nothing but `--output-dir DIR --resume auto`, the run ends with the weights, the log and
 the epoch means of a run that was never stopped (bit for bit)."""
-import json, os, signal, subprocess, sys, time
+import signal, subprocess, sys, time
 from pathlib import Path
 import torch
 

@@ -11,7 +11,6 @@ The tolerances of the reference tests (chapters `13_model` and `20_refine`) are 
 import argparse, json, os, subprocess, sys
 from pathlib import Path
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {   # column name: (environment, torch threads)

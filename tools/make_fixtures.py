@@ -27,7 +27,6 @@ from unittest import mock
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -151,7 +150,6 @@ def make(ref, name: str, cfg: dict) -> dict:
                                                            high_thre=hi, low_thre=lo, ignore_index=255).to(torch.uint8)
 
     # the parts on their own
-    (ih, iw), (mh, mw) = cfg['par_in'][0][2:], cfg['par_in'][1][2:]
     fx['par_in'] = (rand(*cfg['par_in'][0]), rand(*cfg['par_in'][1]))
     fx['par_out'] = par(*fx['par_in'])
     logits = randn(*cfg['seg_loss_in'])

@@ -23,7 +23,7 @@ import subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbdocs import ROOT, NBS, config, chapters, split_directives, is_false, title_desc, quarto_html, read_nb as read_json
+from nbdocs import ROOT, NBS, config, chapters, split_directives, is_false, quarto_html, read_nb as read_json
 
 SITE = Path(__file__).resolve().parent/'site'
 CACHE = ROOT/'_docs_cache'

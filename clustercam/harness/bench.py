@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_bench.ipynb #7ad0578f
 from __future__ import annotations
-import json, math, multiprocessing as mp, os, statistics, sys, tempfile, time, traceback
+import multiprocessing as mp, os, statistics, sys, time, traceback
 from pathlib import Path
 from typing import Sequence
 import numpy as np

@@ -11,10 +11,8 @@ import torch
 import torch.nn.functional as F
 from ..files import atomic_write_text, atomic_write_json
 from ..config import interrupted
-from ..device import seed_everything
 from ..synthetic import make_synthetic_voc
 from ..data import get_dataset
-from ..metrics import ConfusionMatrix
 from ..infer import evaluate_split, SegResults
 from ..checkpoint import model_from_checkpoint, read_checkpoint
 from ..record import checkpoint_label, result_label

@@ -5,10 +5,10 @@
 # %% ../../nbs/51_gpu_check.ipynb #b039e1b2
 from __future__ import annotations
 import contextlib, copy, io, json, math, os, subprocess, sys, tempfile, time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 import torch
-import torch.nn.functional as F
 from fastcore.script import Param
 from ..device import get_device, synchronize, autocast, autocast_dtype, native_bf16, backend_flags
 from ..testing import load_fixture, REFERENCE_FIXTURES, repo_root
@@ -248,8 +248,8 @@ def throughput(device: torch.device, size: dict, folder: Path, amps=('off', 'fp1
         dtype, scaler = amp_setup(device, amp)
         model, par = _model(K, size, device), PAR().to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        jobs = {'train step': lambda: train_step(model, images, labels, opt, par=par, scaler=scaler, amp_dtype=dtype),
-                'CAMs (3 scales)': lambda: multiscale_cams(model, images, (1.0, 0.75, 1.25))}
+        jobs = {'train step': partial(train_step, model, images, labels, opt, par=par, scaler=scaler, amp_dtype=dtype),
+                'CAMs (3 scales)': partial(multiscale_cams, model, images, (1.0, 0.75, 1.25))}
         with backend_flags(dtype):
             for what, job in jobs.items():
                 if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
@@ -260,7 +260,7 @@ def throughput(device: torch.device, size: dict, folder: Path, amps=('off', 'fp1
                 synchronize(device)
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else None
                 rows.append(dict(task=what, amp=amp, images_per_s=repeats * len(images) / (time.perf_counter() - t0), peak_mb=peak))
-        del model, opt
+        del model, opt, jobs   # free this precision's network before the next one's
     return rows
 
 # %% ../../nbs/51_gpu_check.ipynb #2d2ed801

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/31_pretrain.ipynb #fa2c5f66
 from __future__ import annotations
-import json, math, sys, time
+import math, time
 from importlib import resources
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/44_study.ipynb #1f673c35
 from __future__ import annotations
-import json, os, sys, time
+import json, os, time
 from pathlib import Path
 import numpy as np
 import torch
