@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, os, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
@@ -24,23 +24,24 @@ from .crf import dense_crf
 from .record import write_run_record, command_line, checkpoint_label, result_label, label_text
 
 # %% auto #0
-__all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'save_cams', 'jet', 'cam_heatmap', 'save_heatmaps', 'cam_labels',
-           'CamScores', 'cams_for_split', 'cams_summary', 'cams_report', 'CamsConfig', 'clustercam_cams']
+__all__ = ['DEFAULT_SWEEP', 'seed_labels', 'sweep_update', 'save_cams', 'jet', 'cam_heatmap', 'save_heatmaps', 'batch_cam_labels',
+           'crf_labels', 'cam_labels', 'same_size_batches', 'stack_batch', 'CamScores', 'cams_for_split',
+           'cams_summary', 'cams_report', 'CamsConfig', 'clustercam_cams']
 
 # %% ../nbs/41_cams.ipynb #2be86050
 DEFAULT_SWEEP = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 .. 0.95
 
 # %% ../nbs/41_cams.ipynb #2be86001
 def _best(cams: torch.Tensor, labels: torch.Tensor):
-    "Per pixel: (the largest CAM of a present class, its class id 1..K); (0, 1) where no class is present."
-    present = labels.to(cams.device).bool().view(-1, 1, 1)
+    "Per pixel: (the largest CAM of a present class, its class id 1..K); (0, 1) where no class is present. One image (K,H,W) with (K,), or a batch (B,K,H,W) with (B,K)."
+    present = labels.to(cams.device).bool()[..., None, None]
     valid = cams.masked_fill(~present, -1.0)
-    top, arg = valid.max(0)
+    top, arg = valid.max(-3)
     return top.clamp_min(0), arg + 1
 
 # %% ../nbs/41_cams.ipynb #2be86002
 def seed_labels(cams: torch.Tensor, labels: torch.Tensor, bg_thr: float) -> torch.Tensor:
-    "Seeds `(H,W)` long from CAMs `(K,H,W)` in [0,1] and image labels `(K,)`: class k+1 where its CAM wins and exceeds `bg_thr`, else 0."
+    "Seeds `(H,W)` long from CAMs `(K,H,W)` in [0,1] and image labels `(K,)` (a batch: `(B,H,W)` from `(B,K,H,W)`, `(B,K)`): class k+1 where its CAM wins and exceeds `bg_thr`, else 0."
     top, arg = _best(cams, labels)
     return torch.where(top > bg_thr, arg, torch.zeros_like(arg))
 
@@ -90,22 +91,54 @@ def save_heatmaps(folder: Path, name: str, rgb: np.ndarray, cams: torch.Tensor, 
             Image.fromarray(cam_heatmap(rgb, cams[k].float().cpu().numpy())).save(tmp, format='JPEG', quality=90)
 
 # %% ../nbs/41_cams.ipynb #ef737606
+def batch_cam_labels(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, rgb: torch.Tensor, par: PAR,
+                     scales: Sequence[float] = (1.0, 0.5, 1.5), bg_thr: float = 0.4, delta: float = 0.1, n_layers: int = 3,
+                     refine: bool = True, max_present: int | None = None) -> tuple[torch.Tensor, dict]:
+    """`(cams (B,K,H,W), {'seed', 'mask': (B,H,W) label maps})`, on the network's device, of the normalised same-size
+    `images` (B,3,H,W) with image labels `labels` (B,K) and pixels `rgb` (B,H,W,3 uint8), all on the host (`max_present`: the most classes of one image, if known). Nothing here waits for the device."""
+    device = next(net.parameters()).device
+    # copies that need not wait (from pinned memory on CUDA; uint8 pixels, converted on the device)
+    x, rgb8, y = (t.to(device, non_blocking=True) for t in (images, rgb.permute(0, 3, 1, 2), labels))
+    cams = multiscale_cams(net, x, scales, training=False, n_layers=n_layers, refine=refine)
+    if max_present is None: max_present = int(np.count_nonzero(labels.numpy(), axis=1).max())   # from the host's labels: no sync
+    return cams, {'seed': seed_labels(cams, y, bg_thr),
+                  'mask': pseudo_labels(cams.float(), y, rgb8.float().div(255), par, bg_thr, delta, max_present=max_present)}
+
+# %% ../nbs/41_cams.ipynb #aebec360
+def crf_labels(rgb: torch.Tensor, cams: torch.Tensor, labels: torch.Tensor, bg_thr: float) -> torch.Tensor:
+    "The dense CRF's labels `(H,W)` of one image's pixels `rgb` (H,W,3 uint8) on the seed probabilities (`_crf_probs`) of its host `cams` (K,H,W)."
+    return torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels, bg_thr)).argmax(0))
+
+# %% ../nbs/41_cams.ipynb #129a9c78
 def cam_labels(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, rgb: torch.Tensor, par: PAR,
                scales: Sequence[float] = (1.0, 0.5, 1.5), bg_thr: float = 0.4, delta: float = 0.1, n_layers: int = 3,
                refine: bool = True, crf: bool = False) -> tuple[torch.Tensor, dict]:
     """`(cams (K,H,W), {'seed', 'mask', 'mask_crf' with crf: (H,W) label maps})` of one normalised `image` (3,H,W)
-    with image labels `labels` (K,) and pixels `rgb` (H,W,3 uint8)."""
-    device = next(net.parameters()).device
-    # copies that need not wait (uint8 pixels, converted on the device); the class count from the host's labels: no sync
-    x, rgb8 = image[None].to(device, non_blocking=True), rgb.permute(2, 0, 1)[None].to(device, non_blocking=True)
-    cams = multiscale_cams(net, x, scales, training=False, n_layers=n_layers, refine=refine)[0]   # (K,H,W)
-    images01 = rgb8.float().div(255)
-    maps = {'seed': seed_labels(cams, labels, bg_thr),
-            'mask': pseudo_labels(cams[None].float(), labels[None].to(device, non_blocking=True), images01, par, bg_thr, delta,
-                                  max_present=int(np.count_nonzero(labels.numpy())))[0]}
-    if crf:
-        maps['mask_crf'] = torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels.to(device), bg_thr)).argmax(0))
+    with image labels `labels` (K,) and pixels `rgb` (H,W,3 uint8): `batch_cam_labels` of a batch of one."""
+    cams, maps = batch_cam_labels(net, image[None], labels[None], rgb[None], par, scales, bg_thr, delta, n_layers, refine,
+                                  int(np.count_nonzero(labels.numpy())))
+    cams, maps = cams[0], {v: m[0] for v, m in maps.items()}
+    if crf: maps['mask_crf'] = crf_labels(rgb, cams.cpu(), labels, bg_thr)
     return cams, maps
+
+# %% ../nbs/41_cams.ipynb #e24c4b14
+def same_size_batches(items: Iterable[dict], batch_size: int, waiting: int | None = None) -> Iterator[list[dict]]:
+    """Lists of up to `batch_size` of `items` whose 'image' has one size, each as soon as it is full. At most `waiting`
+    items (default `4 * batch_size`) wait for partners; past that the size waiting longest goes as it is. Each item comes once."""
+    if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    waiting, groups, held = 4 * batch_size if waiting is None else waiting, {}, 0
+    for item in items:
+        size = tuple(item['image'].shape[-2:])
+        groups.setdefault(size, []).append(item); held += 1
+        if len(groups[size]) == batch_size: held -= batch_size; yield groups.pop(size)
+        elif held > waiting: oldest = next(iter(groups)); held -= len(groups[oldest]); yield groups.pop(oldest)
+    yield from groups.values()
+
+# %% ../nbs/41_cams.ipynb #1e38b162
+def stack_batch(items: Sequence[dict], pin: bool = False) -> dict:
+    "'image', 'labels' and 'rgb' of same-size `items` stacked: (B,3,H,W), (B,K), (B,H,W,3) uint8; `pin`: in page-locked memory, which CUDA copies without waiting."
+    batch = {k: torch.stack([item[k] for item in items]) for k in ('image', 'labels', 'rgb')}
+    return {k: v.pin_memory() for k, v in batch.items()} if pin else batch
 
 # %% ../nbs/41_cams.ipynb #ef737607
 class CamScores:
@@ -124,32 +157,42 @@ class CamScores:
         return {'sweep': sweep, 'best': max(sweep.items(), key=lambda kv: kv[1]),
                 'results': SegResults(['background', *self.dataset.classes], self.matrices, {'bg_thr': bg_thr, 'delta': delta})}
 
+# %% ../nbs/41_cams.ipynb #c0f8418a
+def _save_image(out: Path | None, item: dict, cams: torch.Tensor, maps: dict, save_npz: bool, heatmaps: bool, classes) -> None:
+    "One image's files under `out` (none: nothing): its label maps, with `save_npz` its CAMs, with `heatmaps` its heat maps."
+    if out is None: return
+    for v, p in maps.items(): save_mask(out/f'{v}s'/f"{item['name']}.png", p.numpy().astype(np.uint8))
+    if save_npz: save_cams(out/'cams'/f"{item['name']}.npz", cams, item['labels'])
+    if heatmaps: save_heatmaps(out/'heatmaps', item['name'], item['rgb'].numpy(), cams, item['labels'], classes)
+
 # %% ../nbs/41_cams.ipynb #ef737608
 def cams_for_split(model: nn.Module, dataset, out: str | os.PathLike | None = None, scales: Sequence[float] = (1.0, 0.5, 1.5),
                    bg_thr: float = 0.4, delta: float = 0.1, sweep: Sequence[float] = DEFAULT_SWEEP, crf: bool = False,
                    par: PAR | None = None, n_layers: int = 3, save_npz: bool = True, limit: int | None = None,
-                   progress: bool = True, refine: bool = True, heatmaps: bool = False) -> dict:
-    """CAMs, seeds (at `bg_thr`) and PAR pseudo labels (band `delta`) of every image of `dataset` (`cam_labels`); files
-    under `out` (`heatmaps`: also `heatmaps/NAME_cam_CLASS.jpg`). `refine`: CAMs times the patch affinity (as in training with `cam_refine`). Returns `{'sweep': {t: mIoU},
-    'best': (t, mIoU), 'results': SegResults or None, 'images': n, 'seconds': s, ...}` (`CamScores`)."""
+                   progress: bool = True, refine: bool = True, heatmaps: bool = False, batch_size: int = 1) -> dict:
+    """CAMs, seeds (at `bg_thr`) and PAR pseudo labels (band `delta`) of every image of `dataset`, `batch_size` images of one size
+    at a time (`batch_cam_labels`); files under `out` (`heatmaps`: also `heatmaps/NAME_cam_CLASS.jpg`). `refine`: CAMs times the patch
+    affinity (as in training with `cam_refine`). Returns `{'sweep': {t: mIoU}, 'best': (t, mIoU), 'results': SegResults or None, 'images': n, 'seconds': s, ...}` (`CamScores`)."""
     if not 0 <= bg_thr <= 1 or delta < 0: raise ValueError(f"need 0 <= bg_thr <= 1 and delta >= 0, got {bg_thr}, {delta}")
     net = getattr(model, 'module', model)
     if net.num_classes != dataset.num_classes:
         raise ValueError(f"the model has {net.num_classes} classes but the data set has {dataset.num_classes}")
-    par, out = (par or PAR()).to(next(net.parameters()).device), Path(out) if out is not None else None
+    device = next(net.parameters()).device
+    par, out = (par or PAR()).to(device), Path(out) if out is not None else None
     n = len(dataset) if limit is None else min(limit, len(dataset))
     scores = CamScores(dataset, ('seed', 'mask') + (('mask_crf',) if crf else ()), sweep) if dataset.has_masks else None
     view, t0 = FullResolution(dataset, range(n)), time.time()
     with ticker(progress, n, f'cams {data_name(dataset)}') as tick:
-        for j in range(n):
-            item = view[j]
-            cams, maps = cam_labels(net, item['image'], item['labels'], item['rgb'], par, scales, bg_thr, delta, n_layers, refine, crf)
-            if out is not None:
-                for v, p in maps.items(): save_mask(out/f'{v}s'/f"{item['name']}.png", p.cpu().numpy().astype(np.uint8))
-                if save_npz: save_cams(out/'cams'/f"{item['name']}.npz", cams, item['labels'])
-                if heatmaps: save_heatmaps(out/'heatmaps', item['name'], item['rgb'].numpy(), cams, item['labels'], dataset.classes)
-            if scores is not None: scores.add(item['index'], cams, item['labels'], maps)
-            tick()
+        for items in same_size_batches((view[j] for j in range(n)), batch_size):
+            b = stack_batch(items, pin=device.type == 'cuda')
+            cams, maps = batch_cam_labels(net, b['image'], b['labels'], b['rgb'], par, scales, bg_thr, delta, n_layers, refine)
+            cams, maps = cams.cpu(), {v: m.cpu() for v, m in maps.items()}   # the batch's one wait for the device
+            for i, item in enumerate(items):
+                image_maps = {v: m[i] for v, m in maps.items()}
+                if crf: image_maps['mask_crf'] = crf_labels(item['rgb'], cams[i], item['labels'], bg_thr)
+                _save_image(out, item, cams[i], image_maps, save_npz, heatmaps, dataset.classes)
+                if scores is not None: scores.add(item['index'], cams[i], item['labels'], image_maps)
+                tick()
     res = {'images': n, 'seconds': round(time.time() - t0, 2), 'bg_thr': bg_thr, 'delta': delta, 'scales': list(scales), 'refine': refine,
            'sweep': None, 'best': None, 'results': None}
     return {**res, **(scores.summary(bg_thr, delta) if scores is not None else {})}
@@ -194,6 +237,7 @@ class CamsConfig:
     num_heads: int | None = option(None, "attention heads, for checkpoints without clustering blocks", range='>= 1')
     device: str | None = option(None, "cpu, cuda, ...; none: CUDA when available")
     limit: int | None = option(None, "only the first N images", range='>= 1')
+    batch_size: int | None = option(None, "images of one size per forward pass; none: 1 on the CPU, 4 on a GPU", range='>= 1')
     progress: bool = option(True, "show a progress bar")
     refine: bool | None = option(None, "CAMs times the patch affinity; none: as the checkpoint was trained (the authors' files: yes)")
     trust_checkpoint: bool = option(False, "load --weights with full pickle, which can run code: only for files you trust")
@@ -211,8 +255,9 @@ def clustercam_cams(**given):
     if 'n_layers' in given and c.n_layers > info['arch']['depth']:   # the default 3 means all the blocks of a shallower network
         raise ValueError(f"--n-layers {c.n_layers}: the network of --weights has {info['arch']['depth']} blocks")
     refine = info['config'].get('cam_refine', True) if c.refine is None else c.refine
+    batch_size = c.batch_size or (4 if next(model.parameters()).device.type == 'cuda' else 1)
     res = cams_for_split(model, ds, c.out, c.scales, c.bg_thr, c.delta, c.sweep, c.crf, None, c.n_layers, c.npz, c.limit, c.progress, refine,
-                         heatmaps=c.heatmaps and c.out is not None)
+                         heatmaps=c.heatmaps and c.out is not None, batch_size=batch_size)
     values = {k: v for k, v in dataclasses.asdict(c).items() if k != 'progress'}
     command = command_line('clustercam_cams', values, dataclasses.asdict(CamsConfig()), first=('weights', 'data_path', 'dataset', 'split'))
     label = result_label('CAM seeds (threshold sweep and bg_thr) and pseudo labels (PAR' + (', and dense CRF)' if c.crf else ')'),

@@ -11,7 +11,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from clustercam.model import ClusterCAM
 from clustercam.refine import PAR, multiscale_cams, pseudo_labels
 from clustercam.infer import predict_probs
-from clustercam.cams import cam_labels
+from clustercam.cams import cam_labels, batch_cam_labels, stack_batch
 from clustercam.figures import attention_maps
 from clustercam.harness.demo import training_scale_cams
 from clustercam.harness import study
@@ -70,3 +70,17 @@ def test_figure_helpers(fake):
     arm = study.arm_maps(net, np.zeros((S, S, 3), np.uint8), 1, 1.0, (1.0,), False)
     assert all(m.device.type == 'cpu' for m in arm), [m.device for m in arm]
     assert all(m.device.type == 'cpu' for m in study.arm_maps(plain, np.zeros((S, S, 3), np.uint8), 1, 1.0, (1.0,), False))
+
+
+def test_batched_cams():
+    "`cams_for_split`'s batches: same-size images stacked on the host, CAMs and label maps of the batch on the device."
+    torch.manual_seed(0)
+    net = ClusterCAM(K, img_size=S, **TINY).eval()
+    items = [{'image': torch.randn(3, S, S), 'labels': torch.tensor([1., 0., 1., 0., 0.]), 'rgb': torch.randint(0, 256, (S, S, 3), dtype=torch.uint8)}
+             for _ in range(3)]
+    b = stack_batch(items)          # pinned memory needs a real GPU: the CPU batch here, copied as on one
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        net = net.to(CUDA)
+        cams, maps = batch_cam_labels(net, b['image'], b['labels'], b['rgb'], PAR(num_iter=2).to(CUDA), scales=(1.0, 0.5))
+        on_cuda(cams, maps['seed'], maps['mask'])
+        assert cams.shape == (3, K, S, S) and maps['seed'].shape == maps['mask'].shape == (3, S, S)
