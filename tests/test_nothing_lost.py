@@ -223,3 +223,80 @@ def test_ctrl_c_ends_inference_and_its_crf_workers_in_one_line(world):
     assert err.strip() == "clustercam_infer: stopped by Ctrl-C; the files written so far are whole", err[-3000:]
     time.sleep(0.5)
     assert not [w for w in workers if Path(f'/proc/{w}').exists() and 'Z' not in Path(f'/proc/{w}/stat').read_text().split()[2]]
+
+
+def stopped_by_ctrl_c(argv, ready, what, timeout=120) -> tuple:
+    "Start `argv` as a terminal does, wait for `ready()`, press Ctrl-C; `(exit code, stderr, the workers seen)`."
+    p = terminal_child(argv)
+    try:
+        wait_for(ready(p), p, what)
+        workers = children(p.pid)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL); p.wait()
+    return p.returncode, err, workers
+
+
+def alive(pids) -> list:
+    "The processes of `pids` still running (not zombies)."
+    def running(w):
+        try: return 'Z' not in Path(f'/proc/{w}/stat').read_text().split()[2]
+        except OSError: return False
+    time.sleep(0.5)
+    return [w for w in pids if running(w)]
+
+
+@pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='needs /proc to see the workers')
+def test_ctrl_c_ends_cams_in_one_line(world, tmp_path):
+    # each image's files take a second longer, so the run is still going when the signal comes
+    code = ("import sys, time, clustercam.cams as cams\n"
+            "plain = cams._save_image\n"
+            "def slow(*a, **k): plain(*a, **k); time.sleep(1.0)\n"
+            "cams._save_image = slow\n"
+            "sys.exit(cams.clustercam_cams())")
+    out = tmp_path/'cams'
+    argv = [sys.executable, '-c', code, '--weights', world['ck'], '--data-path', world['data'], '--dataset', 'synthetic',
+            '--split', 'train', '--out', out, '--scales', '1', '--progress', 'false']
+    rc, err, workers = stopped_by_ctrl_c(argv, lambda p: lambda: (out/'seeds').is_dir() and any((out/'seeds').iterdir()), 'a seed file')
+    assert rc == 130, (rc, err[-3000:])
+    assert err.strip() == "clustercam_cams: stopped by Ctrl-C; the files written so far are whole", err[-3000:]
+    assert not alive(workers)
+
+
+# the arms train side by side (quick runs them one after another) for 1000 epochs: only Ctrl-C ends them in time
+TRAINING_ARMS = "\n".join(["import sys, clustercam.harness.demo as demo, clustercam.harness.study as study",
+                           "def side_by_side(plain): return lambda *a, **k: plain(*a, **{**k, 'parallel': True})",
+                           "demo.run_demo, study.run_study = side_by_side(demo.run_demo), side_by_side(study.run_study)",
+                           "demo.QUICK_OVERRIDES['epochs'] = study.STUDY_CONDITIONS['baseline']['training']['epochs'] = 1000"])
+
+
+def arm_workers(p):
+    "Ready when `p` has started its two arm workers (and has a second to let them start importing)."
+    seen = []
+    def ready():
+        if len(children(p.pid)) < 2: return False
+        seen.append(time.time()); return time.time() - seen[0] > 1.0
+    return ready
+
+
+@pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='needs /proc to see the workers')
+def test_ctrl_c_ends_the_demo_and_its_arm_workers_in_one_line(tmp_path):
+    code = TRAINING_ARMS + "\ndemo.main()"
+    rc, err, workers = stopped_by_ctrl_c([sys.executable, '-c', code, tmp_path/'demo', '--quick'], arm_workers, 'arm workers')
+    assert len(workers) >= 2, workers
+    assert rc == 130, (rc, err[-3000:])
+    assert err.strip() == ("clustercam.harness.demo: stopped by Ctrl-C; the files written so far are whole; "
+                           "run it again to start over"), err[-3000:]
+    assert not alive(workers)
+
+
+@pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='needs /proc to see the workers')
+def test_ctrl_c_ends_the_study_and_its_arm_workers_in_one_line(tmp_path):
+    code = TRAINING_ARMS + "\nsys.exit(study.clustercam_study())"
+    argv = [sys.executable, '-c', code, '--out', tmp_path/'study', '--quick', '--n-seeds', '1']
+    rc, err, workers = stopped_by_ctrl_c(argv, arm_workers, 'arm workers')
+    assert len(workers) >= 2, workers
+    assert rc == 130, (rc, err[-3000:])
+    assert err.strip() == "clustercam_study: stopped by Ctrl-C; the files written so far are whole", err[-3000:]
+    assert not alive(workers)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..files import atomic_write_text, atomic_write_json
-from ..config import interrupted
+from ..config import interrupted, ignore_sigint, quiet_spawn_context
 from ..synthetic import make_synthetic_voc
 from ..data import get_dataset
 from ..infer import evaluate_split, SegResults
@@ -19,14 +19,14 @@ from ..record import checkpoint_label, result_label
 from ..figures import training_curves, prediction_grid_from_dirs, attention_figure, cam_overlays, to_normalized
 from ..refine import multiscale_cams
 from .pretrain import SYNTHETIC_VIT, pretrain_vit
-import multiprocessing
+import contextlib
 from concurrent.futures import ProcessPoolExecutor
 import matplotlib.pyplot as plt
 from ..train import make_config, train
 
 # %% auto #0
 __all__ = ['DEMO_DATA', 'DEMO_PRESET', 'DEMO_OVERRIDES', 'QUICK_DATA', 'QUICK_OVERRIDES', 'EVAL_SCALES', 'DEMO_THREADS',
-           'DEMO_TRAINING', 'train_and_evaluate', 'write_report', 'training_scale_cams', 'run_demo', 'main']
+           'DEMO_TRAINING', 'train_and_evaluate', 'write_report', 'training_scale_cams', 'arm_pool', 'run_demo', 'main']
 
 # %% ../../nbs/43_demo.ipynb #c01048ef
 DEMO_DATA = dict(n_train=1500, n_val=100, size=128, seed=0, n_classes=5)
@@ -133,13 +133,26 @@ def _arm_job(name, data, out, overrides, t0, scales, threads, preset) -> dict:
     arm.pop('model')   # the parent loads it from the checkpoint
     return arm
 
+# %% ../../nbs/43_demo.ipynb #9a0db400
+@contextlib.contextmanager
+def arm_pool(n: int):
+    """`n` spawned processes for training arms. They ignore Ctrl-C (a terminal sends it to them too; the parent
+    alone answers), and leaving the pool on Ctrl-C or an error ends them at once instead of waiting for their arms."""
+    pool = ProcessPoolExecutor(n, mp_context=quiet_spawn_context(), initializer=ignore_sigint)
+    try: yield pool
+    except BaseException:
+        for p in list((getattr(pool, '_processes', None) or {}).values()): p.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
 # %% ../../nbs/43_demo.ipynb #9a0db401
 def _run_arms(jobs: list, data: Path, out: Path, t0: float, scales, progress, workers, parallel: bool, threads,
               preset: str = DEMO_PRESET) -> list[dict]:
     if not parallel or len(jobs) < 2:
         return [train_and_evaluate(name, data, out, ov, t0, scales, progress, workers, preset) for name, ov in jobs]
     _stamp(t0, f"training {len(jobs)} arms side by side, one process (and core) each")
-    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context('spawn')) as pool:
+    with arm_pool(len(jobs)) as pool:
         from clustercam.harness.demo import _arm_job as job   # by its module's name: worker processes import it from there
         futures = [pool.submit(job, name, data, out, ov, t0, scales, threads, preset) for name, ov in jobs]
         arms = [f.result() for f in futures]
@@ -238,7 +251,7 @@ def main():
     args = [a for a in sys.argv[1:] if not a.startswith('-')]
     try: run_demo(args[0] if args else 'runs/demo', quick='--quick' in sys.argv, pretrain='--pretrain' in sys.argv,
                   parallel=False if '--sequential' in sys.argv else None)
-    except KeyboardInterrupt: interrupted('clustercam.demo', '; run it again to start over')
+    except KeyboardInterrupt: interrupted('clustercam.harness.demo', '; run it again to start over')
 
 # %% ../../nbs/43_demo.ipynb #0db58d9b
 #| eval: false

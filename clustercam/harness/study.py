@@ -28,9 +28,7 @@ from ..figures import attention_maps, overlay, save_figure, to_normalized, _mask
 from ..device import seed_everything
 from .pretrain import pretrain_vit
 from .demo import (DEMO_DATA, DEMO_OVERRIDES, DEMO_PRESET, DEMO_TRAINING, QUICK_DATA, QUICK_OVERRIDES, EVAL_SCALES,
-                             train_and_evaluate, training_scale_cams)
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+                             train_and_evaluate, training_scale_cams, arm_pool)
 
 # %% auto #0
 __all__ = ['STUDY_DATA', 'QUICK_STUDY_DATA', 'STUDY_ARMS', 'STUDY_SWEEP', 'CAM_SCALES', 'MEASURES', 'STUDY_CONDITIONS',
@@ -392,7 +390,7 @@ def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seed
     if parallel is None: parallel = not quick and (os.cpu_count() or 1) >= 2
     t = time.time()
     if parallel:
-        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as pool:
+        with arm_pool(2) as pool:   # Ctrl-C: the workers ignore it, and end with the pool
             from clustercam.harness.study import study_run as job   # by its module's name: the workers import it from there
             runs = [f.result() for f in [pool.submit(job, arm, s, data, out, quick, 1, limit, training) for arm, s in jobs]]
     else: runs = [study_run(arm, s, data, out, quick, None, limit, training) for arm, s in jobs]
