@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_checkpoint.ipynb #935173c2
 from __future__ import annotations
-import argparse, json, math, os, re, sys
+import argparse, json, math, os, re, sys, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from fastcore.script import Param, store_true
 from .config import cli
 from .device import get_device
 from .files import atomic_path, atomic_write_json, writable_folder
+from .metrics import duration
 from .model import ClusterCAM
 from .class_attention import ClusteringBlock
 
@@ -283,6 +284,7 @@ def clustercam_export(weights: Param("a checkpoint: ours, the authors' release, 
                       out: Param("the .safetensors file to write (its config goes beside it, as .json)", str) = None,
                       trust_checkpoint: Param("load a .pth with full pickle (only for files you trust)", store_true) = False):
     "Write a checkpoint's network weights as safetensors, with its config as JSON beside them."
+    started = time.time()
     try:
         if weights is None or out is None: raise CheckpointError("--weights and --out are required")
         for p in (Path(out), Path(out).with_suffix('.json')):
@@ -290,4 +292,4 @@ def clustercam_export(weights: Param("a checkpoint: ours, the authors' release, 
         writable_folder(Path(out).parent, 'the folder of --out')
         path = save_safetensors(read_checkpoint(weights, '--weights', trusted=trust_checkpoint), out)
     except CheckpointError as e: sys.exit(f"clustercam_export: {e}")
-    print(f"wrote {path} and {path.with_suffix('.json')}")
+    print(f"wrote {path} and {path.with_suffix('.json')} in {duration(time.time() - started)}")

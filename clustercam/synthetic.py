@@ -13,6 +13,7 @@ from fastcore.script import Param
 from .config import cli, ranged
 from .files import atomic_write_json, atomic_write_text, fresh_folder
 from .data import VOC_PALETTE
+from .metrics import duration
 
 # %% auto #0
 __all__ = ['SYNTH_CLASSES', 'SYNTH_TEXTURES', 'HUE_JITTER', 'SYNTH_WORLDS', 'SYNTH_DECOYS', 'PART_BODY', 'PART_MARK',
@@ -293,4 +294,4 @@ def clustercam_synth(
         fresh_folder(out, 'data set folder', hint=" (a data set written there would mix with what it holds)")
         root = make_synthetic_voc(out, n_train, n_val, size, seed, n_classes, border, world=world, decoys=decoys)
     except ValueError as e: sys.exit(f"clustercam_synth: {e}")
-    print(f"wrote {n_train} train + {n_val} val images ({n_classes} classes, {size} px, world {world}) to {root} in {time.time() - t0:.1f} s")
+    print(f"wrote {n_train} train + {n_val} val images ({n_classes} classes, {size} px, world {world}) to {root} in {duration(time.time() - t0)}")

@@ -3,7 +3,7 @@
 option or on a bad value found while running: a non-zero status and one line on stderr, no traceback.
 
 A command added to settings.ini without a case here fails `test_every_command_is_covered`."""
-import configparser, io, os, subprocess, sys
+import configparser, io, os, re, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -79,6 +79,17 @@ SUCCEEDS = {
     'clustercam_study': (lambda w: ['--out', w['dir']/'study', '--quick', '--n-seeds', 1], 'seed mIoU gap'),
 }
 
+# command: its last line (issue 31: the headline number in % where it has one, and the wall time, `metrics.duration`)
+WALL = r"in (\d+\.\d s|\d+ min \d\d s|\d+ h \d\d min)"
+END_LINES = {
+    'clustercam_synth': rf"wrote 4 train \+ 2 val images \(2 classes, 32 px, world shapes\) to .*synth {WALL}",
+    'clustercam_bench': rf"bench: our time per task: par \d+\.\d+ s; {WALL}",
+    'clustercam_export': rf"wrote .*net\.safetensors and .*net\.json {WALL}",
+    'clustercam_gpu_check': rf"\d+ passed, \d+ skipped, 0 failed {WALL}: no check failed.*",
+    'clustercam_study': rf"condition baseline: seed mIoU gap [+-]\d+\.\d ± \d+\.\d points \(ClusterCAM \d+\.\d %, st_depth=0 \d+\.\d %; "
+                        rf"goal \+\d+: (not )?met\) {WALL}; report at .*report\.md",
+}
+
 # command: (arguments with a bad value, what the one line says)
 FAILS = {
     'clustercam_synth': (lambda w: [w['data']], 'already holds files'),
@@ -111,6 +122,7 @@ def test_command_succeeds(command, world):
     assert r.returncode == 0, f"{command} exited {r.returncode}:\n{r.stderr[-3000:]}"
     assert r.stdout.count(report) >= 1, r.stdout
     if command != 'clustercam_bench': assert r.stdout.count(report) == 1, f"{command} printed its report more than once:\n{r.stdout}"
+    if command in END_LINES: assert re.fullmatch(END_LINES[command], r.stdout.strip().splitlines()[-1]), r.stdout[-2000:]
     assert "<clustercam" not in r.stdout and "object at 0x" not in r.stdout, r.stdout   # no result object printed by the script
 
 

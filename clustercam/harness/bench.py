@@ -23,9 +23,10 @@ from ..train import train_step
 from ..losses import cls_loss
 from ..infer import predict_probs, evaluate_split
 from ..crf import dense_crf
+from ..metrics import duration
 
 # %% auto #0
-__all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'unsteady', 'bench',
+__all__ = ['CONFIGS', 'TASKS', 'CAM_SCALES', 'INFER_SCALES', 'matmul_gflops', 'measure', 'table', 'unsteady', 'bench', 'end_line',
            'clustercam_bench']
 
 # %% ../../nbs/50_bench.ipynb #c7449fc7
@@ -334,7 +335,7 @@ def unsteady(results: dict, tol: float = 0.10) -> list[str]:
 # %% ../../nbs/50_bench.ipynb #b3aaae03
 def _ratio(a, b): return None if a is None or b is None or b == 0 else a / b
 
-# %% ../../nbs/50_bench.ipynb #b3aaae04
+# %% ../../nbs/50_bench.ipynb #d5fbfcaf
 def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: Sequence[str] = TASKS,
           repeats: int = 3, eval_images: int = 20, workers: int | None = None, infer_size=(375, 500),
           threads: int | None = None, reference_dir=None, flops: bool = True, seed: int = 0, verbose: bool = True,
@@ -373,6 +374,16 @@ def bench(config='deit-s', device=None, batch: int = 2, size: int = 448, tasks: 
     results['warnings'] = unsteady(results)
     return results
 
+# %% ../../nbs/50_bench.ipynb #78f393d4
+def end_line(results: dict, seconds: float) -> str:
+    "The last line of `clustercam_bench`: time ours / reference per task where both ran, else our time per task; the wall time."
+    if results.get('ratios'):
+        head = 'time ours / reference: ' + ', '.join(f"{t} {_fmt(q['time'], 2)}x" for t, q in results['ratios'].items())
+    else:
+        ours = [r for r in results['measurements'] if r['side'] == 'ours']
+        head = 'our time per task: ' + ', '.join(f"{r['task']} " + ('error' if 'error' in r else f"{_fmt(r['time_s'], 3)} s") for r in ours)
+    return f"bench: {head}; in {duration(seconds)}"
+
 # %% ../../nbs/50_bench.ipynb #5aa4642a
 @cli
 def clustercam_bench(
@@ -393,6 +404,7 @@ def clustercam_bench(
     amp: Param("precision of our side: off (fp32, as the reference), bf16, fp16 (CUDA)", str) = 'off',
 ):
     "Time, peak memory and achieved GFLOP/s of training, CAMs, PAR, inference and evaluation; prints a table, writes JSON."
+    started = time.time()
     try:
         h, w = (int(v) for v in infer_size.lower().split('x'))
         res = bench(config, device, batch, size, [t.strip() for t in tasks.split(',') if t.strip()], repeats, eval_images,
@@ -401,3 +413,4 @@ def clustercam_bench(
         sys.exit(f"clustercam_bench: {e}")
     print(table(res))
     if out: atomic_write_json(out, res); print(f"results: {out}")
+    print(end_line(res, time.time() - started))

@@ -24,6 +24,7 @@ from ..learner import isolated_rng, Callback
 from ..train import train, train_step, amp_setup
 from ..infer import evaluate_split
 from .bench import bench, table
+from ..metrics import duration
 
 # %% auto #0
 __all__ = ['SIZES', 'EXIT_NO_CUDA', 'reference_check', 'scaler_expected', 'learning_check', 'StepSize', 'resume_check',
@@ -280,7 +281,7 @@ def gpu_check(device: str | None = 'cuda', size: str = 'full', ddp: bool = False
     if size not in SIZES: raise ValueError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
     dev, spec, tiny = get_device(device), SIZES[size], SIZES['tiny']
     if dev.type == 'cuda' and dev.index is not None: torch.cuda.set_device(dev)
-    checks = {}
+    checks, started = {}, time.time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, fn in [('reference (fp32, TF32 off)', lambda: reference_check(dev)),
@@ -300,7 +301,8 @@ def gpu_check(device: str | None = 'cuda', size: str = 'full', ddp: bool = False
     ref = against_reference(dev, size, reference_dir, amp='fp16' if dev.type == 'cuda' else 'off') if reference_dir else None
     summary = {k: [n for n, c in checks.items() if c['ok'] is v] for k, v in (('passed', True), ('skipped', None), ('failed', False))}
     res = dict(device=str(dev), device_name=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU', torch=torch.__version__,
-               size=size, checks=checks, summary=summary, throughput=speed, reference=ref, ok=not summary['failed'])
+               size=size, checks=checks, summary=summary, throughput=speed, reference=ref, ok=not summary['failed'],
+               seconds=round(time.time() - started, 1))
     if out: atomic_write_json(out, res)
     return res
 
@@ -317,7 +319,8 @@ def report(res: dict) -> str:
     if res.get('reference'):
         lines += ['', "  against the authors' code (clustercam_bench)", table(res['reference'])]
     s = {k: len(v) for k, v in res['summary'].items()}
-    lines += ['', f"{s['passed']} passed, {s['skipped']} skipped, {s['failed']} failed: "
+    took = f" in {duration(res['seconds'])}" if 'seconds' in res else ''   # the wall time of all the checks
+    lines += ['', f"{s['passed']} passed, {s['skipped']} skipped, {s['failed']} failed{took}: "
                   + ('SOME CHECKS FAILED' if s['failed'] else 'no check failed' + (' (skipped ones prove nothing)' if s['skipped'] else ''))]
     return '\n'.join(lines)
 

@@ -16,11 +16,11 @@ from ..config import cli, ranged
 from ..files import atomic_write_json, atomic_write_text
 from ..synthetic import make_synthetic_voc, PART_BODY, PART_MARK
 from ..data import get_dataset
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, percent, duration
 from ..refine import PAR, pseudo_labels
 from ..cams import DEFAULT_SWEEP, sweep_update
 from ..checkpoint import model_from_checkpoint
-from ..record import write_run_record
+from ..record import write_run_record, command_line, checkpoint_label, result_label, label_text
 from ..clustering import assignment_entropy, cluster_purity
 from ..class_attention import ClusteringBlock
 from ..train import make_config, build_model
@@ -34,8 +34,8 @@ from .demo import (DEMO_DATA, DEMO_OVERRIDES, DEMO_PRESET, DEMO_TRAINING, QUICK_
 __all__ = ['STUDY_DATA', 'QUICK_STUDY_DATA', 'STUDY_ARMS', 'STUDY_SWEEP', 'CAM_SCALES', 'MEASURES', 'STUDY_CONDITIONS',
            'QUICK_BACKBONE', 'CLUSTER_IMAGES', 'GOAL_POINTS', 'CLUSTERING_ROWS', 'PILOT_WIDTHS', 'CamTally',
            'cam_measures', 'patch_labels', 'clustering_measures', 'study_run', 'arm_maps', 'study_figure',
-           'study_results', 'mean_sd', 'goal', 'sweep_figure', 'clustering_table', 'write_study_report', 'run_study',
-           'clustercam_study', 'entropy_pilot']
+           'study_results', 'mean_sd', 'goal', 'sweep_figure', 'clustering_table', 'study_labels', 'write_study_report',
+           'run_study', 'clustercam_study', 'entropy_pilot']
 
 # %% ../../nbs/44_study.ipynb #1b355252
 STUDY_DATA = {**DEMO_DATA, 'world': 'parts'}
@@ -331,11 +331,22 @@ def clustering_table(per_seed: list[dict]) -> list[str]:
         rows.append(f"| {k} | {cell('before')} | {cell('after')} |")
     return rows
 
+# %% ../../nbs/44_study.ipynb #14bb8c86
+def study_labels(command: str, weights: str, train_images: int, val_images: int, eval_scales) -> dict:
+    "The labels of `results.json`'s per-arm numbers: `seed_miou` (CAM seeds, train) and `val_miou` (segmentation, val; `val_miou_crf` with the CRF)."
+    seeds = result_label('seed mIoU per arm: CAM seeds at the best background threshold of the sweep', 'synthetic parts train',
+                         train_images, weights, command, scales=CAM_SCALES, crf=None)
+    val = result_label('val mIoU per arm: segmentation (val_miou without the CRF, val_miou_crf with it)', 'synthetic parts val',
+                       val_images, weights, command, scales=eval_scales, crf=['no_crf', 'crf'])
+    return {'seed_miou': seeds, 'val_miou': val}
+
 # %% ../../nbs/44_study.ipynb #a53eca05
-def write_study_report(out: Path, results: dict, info: dict, figures: dict) -> Path:
-    "`out/results.json` and `out/report.md` (atomically)."
+def write_study_report(out: Path, results: dict, info: dict, figures: dict, labels: dict | None = None) -> Path:
+    "`out/results.json` and `out/report.md` (atomically); `labels` (`study_labels`) say what the numbers measured."
     g = goal(results); names = list(STUDY_ARMS)
     lines = [f"# clustercam study: ClusterCAM against st_depth=0 on the parts world (condition {info.get('condition', 'baseline')})", '',
+             *[f"{name}: {label_text(lab)}." for name, lab in (labels or {}).items()],
+             *([f"Reproduce: `{next(iter(labels.values()))['command']}`", ''] if labels else []),
              f"Data: {info['data']}. Recipe: the demo's (`{info['preset']}`), the arms differ only in st_depth. "
              f"Seeds {info['seeds']}. CAMs as training makes them: training scale {info['scale']}, CAM scales "
              f"{list(CAM_SCALES)}, cam_refine {info['refine']}; seeds swept over background thresholds {STUDY_SWEEP[0]}..{STUDY_SWEEP[-1]}.", '',
@@ -358,7 +369,7 @@ def write_study_report(out: Path, results: dict, info: dict, figures: dict) -> P
             lines.append(f"| {n} | {s} | " + ' | '.join(f"{results['arms'][n][m][j]:.4f}" for m in MEASURES) + ' |')
     lines += ['', '| step | seconds |', '| --- | ---: |', *[f'| {k} | {v:.0f} |' for k, v in info['timings'].items()], '']
     for title, p in figures.items(): lines += [f'## {title}', '', f"![{title}]({Path(p).relative_to(out).as_posix()})", '']
-    atomic_write_json(out/'results.json', {**results, 'goal': g, 'info': info})
+    atomic_write_json(out/'results.json', {**results, 'goal': g, 'info': info, 'labels': labels})
     return atomic_write_text(out/'report.md', '\n'.join(lines))
 
 # %% ../../nbs/44_study.ipynb #bae536c3
@@ -398,8 +409,9 @@ def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seed
     results = study_results(runs)
     t = time.time(); figs = out/'figures'
     train = get_dataset('synthetic', data, 'train', kind='infer'); val = get_dataset('synthetic', data, 'val', kind='infer')
-    models = {arm: model_from_checkpoint(next(r for r in runs if r['arm'] == arm and r['seed'] == 0)['checkpoint'], val.num_classes, device='cpu')[0]
+    loaded = {arm: model_from_checkpoint(next(r for r in runs if r['arm'] == arm and r['seed'] == 0)['checkpoint'], val.num_classes, device='cpu')
               for arm in STUDY_ARMS}
+    models = {arm: m for arm, (m, _) in loaded.items()}
     cfg = json.loads((Path(runs[0]['checkpoint']).parent/'config.json').read_text()); scale = cfg['input_size'] / spec['size']
     figures = {}
     sweep_figure(results, path=figs/'sweep.png'); figures['Seed mIoU and recall against the background threshold (mean over seeds)'] = figs/'sweep.png'
@@ -409,15 +421,18 @@ def run_study(out: str | os.PathLike = 'runs/study', quick: bool = False, n_seed
     plt.close('all'); timings['figures'] = time.time() - t; timings['total'] = time.time() - t0
     info = dict(condition=condition, training=training, data=spec, preset='synthetic (quick)' if quick else DEMO_PRESET, seeds=list(range(n_seeds)), scale=scale,
                 refine=cfg['cam_refine'], timings=timings, cores=os.cpu_count(), torch=torch.__version__)
-    report = write_study_report(out, results, info, figures)
-    command = (f"clustercam_study --out {out} --n-seeds {n_seeds}" + (' --quick' if quick else '') + ('' if parallel else ' --sequential')
-               + (f' --condition {condition}' if condition != 'baseline' else ''))
+    command = (command_line('clustercam_study', dict(out=str(out), n_seeds=n_seeds, condition=condition), dict(condition='baseline'), first=('out',))
+               + (' --quick' if quick else '') + ('' if parallel else ' --sequential'))   # flags without a value, which command_line would give one
+    weights = "each run's checkpoint_last.pth: " + checkpoint_label(loaded[next(iter(STUDY_ARMS))][1], runs[0]['checkpoint'])
+    labels = study_labels(command, weights, len(train) if limit is None else min(limit, len(train)), len(val), (1.0,) if quick else EVAL_SCALES)
+    report = write_study_report(out, results, info, figures, labels)
     write_run_record(out, 'study', dict(quick=quick, n_seeds=n_seeds, parallel=parallel, limit=limit, data=spec, condition=condition), command,
                      seeds=list(range(n_seeds)), timings=timings)
     g = goal(results)
     for arm in STUDY_ARMS: print(f"  {arm:12s} seed mIoU {_fmt('seed_miou', results['arms'][arm]['seed_miou'])} %")
-    print(f"condition {condition}: seed mIoU gap {g['gap_points']:+.1f} ± {g['gap_sd_points']:.1f} points (goal {g['goal_points']:+.0f}: "
-          f"{'met' if g['met'] else 'not met'}); {timings['total']:.0f} s; report at {report.resolve()}", flush=True)
+    arms = ', '.join(f"{arm} {percent(float(np.mean(results['arms'][arm]['seed_miou'])), 1)}" for arm in STUDY_ARMS)
+    print(f"condition {condition}: seed mIoU gap {g['gap_points']:+.1f} ± {g['gap_sd_points']:.1f} points ({arms}; goal {g['goal_points']:+.0f}: "
+          f"{'met' if g['met'] else 'not met'}) in {duration(timings['total'])}; report at {report.resolve()}", flush=True)
     return dict(results=results, goal=g, report=report, timings=timings)
 
 # %% ../../nbs/44_study.ipynb #ce65a844
