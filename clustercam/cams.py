@@ -106,7 +106,7 @@ def batch_cam_labels(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 # %% ../nbs/41_cams.ipynb #aebec360
 def crf_labels(rgb: torch.Tensor, cams: torch.Tensor, labels: torch.Tensor, bg_thr: float) -> torch.Tensor:
-    "The dense CRF's labels `(H,W)` of one image's pixels `rgb` (H,W,3 uint8) on the seed probabilities (`_crf_probs`) of its host `cams` (K,H,W)."
+    "The dense CRF's labels `(H,W)` of one image's pixels `rgb` (H,W,3 uint8) on the seed probabilities (background from `bg_thr`) of its host `cams` (K,H,W)."
     return torch.from_numpy(dense_crf(np.ascontiguousarray(rgb.numpy()), _crf_probs(cams, labels, bg_thr)).argmax(0))
 
 # %% ../nbs/41_cams.ipynb #129a9c78
