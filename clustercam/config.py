@@ -9,8 +9,8 @@ from fastcore.script import anno_parser, str2bool
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'interrupted', 'ignore_sigint', 'QuietSpawnProcess', 'QuietSpawnContext', 'quiet_spawn_context', 'cli',
-           'option', 'field_kind', 'config_values', 'config_parser', 'config_cli', 'import_object', 'range_check',
-           'range_error', 'ranged']
+           'option', 'field_kind', 'config_values', 'value_words', 'config_parser', 'config_cli', 'import_object',
+           'range_check', 'range_error', 'ranged']
 
 # %% ../nbs/02_config.ipynb #3c778030
 USER_ERRORS = (ValueError, OSError, ImportError)   # bad settings, files, missing packages: one line, not a traceback
@@ -125,11 +125,14 @@ def config_values(cls, values: dict) -> dict:
     return out
 
 # %% ../nbs/02_config.ipynb #981a2451
-def _show(v) -> str:
-    if v is None: return 'none'
-    if isinstance(v, bool): return str(v).lower()
-    if isinstance(v, (tuple, list)): return ' '.join(map(str, v)) or '(empty)'
-    return str(v)
+def value_words(v) -> list[str]:
+    "The command-line words of a setting's value `v`: `none`, `true`/`false`, a list's items, else `str(v)`."
+    if v is None: return ['none']
+    if isinstance(v, bool): return [str(v).lower()]
+    if isinstance(v, (tuple, list)): return [str(x) for x in v]
+    return [str(v)]
+
+def _show(v) -> str: return ' '.join(value_words(v)) or '(empty)'   # a value in --help and in error lines
 
 # %% ../nbs/02_config.ipynb #981a2401
 def _none_or(convert):

@@ -8,6 +8,7 @@ import datetime, json, os, platform, shlex, subprocess, sys, time
 from pathlib import Path
 import torch
 import clustercam
+from .config import value_words
 from .files import atomic_write_json
 from .learner import Callback
 
@@ -40,13 +41,6 @@ def environment() -> dict:
             'devices': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
             'cpu_threads': torch.get_num_threads()}
 
-# %% ../nbs/32_record.ipynb #3951040b
-def _shown(v) -> list[str]:
-    if v is None: return ['none']
-    if isinstance(v, bool): return [str(v).lower()]
-    if isinstance(v, (tuple, list)): return [str(x) for x in v] or ['none']
-    return [str(v)]
-
 # %% ../nbs/32_record.ipynb #39510401
 def command_line(prog: str, values: dict, base: dict | None = None, first: tuple[str, ...] = ()) -> str:
     "`prog --name value ...` for the entries of `values` that differ from `base` (all when None); the keys `first` lead."
@@ -57,7 +51,7 @@ def command_line(prog: str, values: dict, base: dict | None = None, first: tuple
         v = values[k]
         if k not in first and k in base and base[k] == v: continue
         if isinstance(v, tuple) and k in base and isinstance(base[k], list) and list(v) == base[k]: continue
-        parts += ['--' + k.replace('_', '-'), *_shown(v)]
+        parts += ['--' + k.replace('_', '-'), *(value_words(v) or ['none'])]
     return ' '.join(shlex.quote(p) for p in parts)
 
 # %% ../nbs/32_record.ipynb #92467458
