@@ -32,10 +32,12 @@ from .demo import (DEMO_DATA, DEMO_OVERRIDES, DEMO_PRESET, DEMO_TRAINING, QUICK_
 
 # %% auto #0
 __all__ = ['STUDY_DATA', 'QUICK_STUDY_DATA', 'STUDY_ARMS', 'STUDY_SWEEP', 'CAM_SCALES', 'MEASURES', 'STUDY_CONDITIONS',
-           'QUICK_BACKBONE', 'CLUSTER_IMAGES', 'GOAL_POINTS', 'CLUSTERING_ROWS', 'PILOT_WIDTHS', 'CamTally',
-           'cam_measures', 'patch_labels', 'clustering_measures', 'study_run', 'arm_maps', 'study_figure',
-           'study_results', 'mean_sd', 'goal', 'sweep_figure', 'clustering_table', 'study_labels', 'write_study_report',
-           'run_study', 'clustercam_study', 'entropy_pilot']
+           'QUICK_BACKBONE', 'CLUSTER_IMAGES', 'GOAL_POINTS', 'CLUSTERING_ROWS', 'FIRST_ROUND_SEED_MIOU',
+           'EXPLANATIONS', 'PREMISE_MARGINS', 'PILOT_WIDTHS', 'CamTally', 'cam_measures', 'patch_labels',
+           'clustering_measures', 'study_run', 'arm_maps', 'study_figure', 'study_results', 'mean_sd', 'goal',
+           'sweep_figure', 'clustering_table', 'study_labels', 'arms_table', 'write_study_report', 'run_study',
+           'clustercam_study', 'clustering_value', 'premise', 'verdict', 'judge', 'judgement_table',
+           'conditions_figure', 'entropy_pilot']
 
 # %% ../../nbs/44_study.ipynb #1b355252
 STUDY_DATA = {**DEMO_DATA, 'world': 'parts'}
@@ -340,6 +342,16 @@ def study_labels(command: str, weights: str, train_images: int, val_images: int,
                        val_images, weights, command, scales=eval_scales, crf=['no_crf', 'crf'])
     return {'seed_miou': seeds, 'val_miou': val}
 
+# %% ../../nbs/44_study.ipynb #12e01c58
+def arms_table(results: dict) -> list[str]:
+    "Markdown rows: every measure of both arms, mean ± sd over seeds, and the mean difference (the report's main table)."
+    names = list(STUDY_ARMS); rows = ['| measure | ' + ' | '.join(names) + ' | difference |', '| --- |' + ' ---: |' * (len(names) + 1)]
+    for m in MEASURES:
+        a, b = (results['arms'][n][m] for n in names)
+        d = np.asarray(a) - np.asarray(b); f = 100 if m in _PERCENT and not m.startswith('cam_on') else 1
+        rows.append(f"| {m} | {_fmt(m, a)} | {_fmt(m, b)} | {f * d.mean():+.{1 if f == 100 else 3}f} |")
+    return rows
+
 # %% ../../nbs/44_study.ipynb #a53eca05
 def write_study_report(out: Path, results: dict, info: dict, figures: dict, labels: dict | None = None) -> Path:
     "`out/results.json` and `out/report.md` (atomically); `labels` (`study_labels`) say what the numbers measured."
@@ -350,11 +362,7 @@ def write_study_report(out: Path, results: dict, info: dict, figures: dict, labe
              f"Data: {info['data']}. Recipe: the demo's (`{info['preset']}`), the arms differ only in st_depth. "
              f"Seeds {info['seeds']}. CAMs as training makes them: training scale {info['scale']}, CAM scales "
              f"{list(CAM_SCALES)}, cam_refine {info['refine']}; seeds swept over background thresholds {STUDY_SWEEP[0]}..{STUDY_SWEEP[-1]}.", '',
-             '| measure | ' + ' | '.join(names) + ' | difference |', '| --- |' + ' ---: |' * (len(names) + 1)]
-    for m in MEASURES:
-        a, b = (results['arms'][n][m] for n in names)
-        d = np.asarray(a) - np.asarray(b); f = 100 if m in _PERCENT and not m.startswith('cam_on') else 1
-        lines.append(f"| {m} | {_fmt(m, a)} | {_fmt(m, b)} | {f * d.mean():+.{1 if f == 100 else 3}f} |")
+             *arms_table(results)]
     lines += ['', 'Means ± standard deviation over seeds; % except seed_threshold and the mean CAM values (cam_on_*).', '',
               f"**Goal** (ClusterCAM's seed mIoU at least {g['goal_points']:.0f} points above st_depth=0's, mean over seeds, "
               f"the paired spread excluding zero): gap {g['gap_points']:+.1f} ± {g['gap_sd_points']:.1f} points"
@@ -451,6 +459,87 @@ def clustercam_study(
 # %% ../../nbs/44_study.ipynb #066b3134
 #| eval: false
 if __name__ == '__main__': clustercam_study()
+
+# %% ../../nbs/44_study.ipynb #a40452f6
+FIRST_ROUND_SEED_MIOU = {'ClusterCAM': [0.351, 0.358, 0.364], 'st_depth=0': [0.486, 0.458, 0.402]}   # seeds 0, 1, 2 (the chapter's table)
+EXPLANATIONS = {'world': 'H1: the world', 'width': 'H2: sharpness', 'features': 'H3: the features'}
+PREMISE_MARGINS = {'world': 0.05, 'width': 0.1, 'features': 0.05}   # how far a condition must move its measure (pre-registered)
+
+# %% ../../nbs/44_study.ipynb #21106876
+def clustering_value(results: dict, when: str, key: str) -> float:
+    "The ClusterCAM arm's clustering measure `key` `before` or `after` training: mean over seeds, of the last block where per block."
+    per_seed = [s[when][key] for s in results['clustering']['ClusterCAM']]
+    return float(np.mean([v[-1] if isinstance(v, list) else v for v in per_seed]))
+
+# %% ../../nbs/44_study.ipynb #26abf96f
+def premise(condition: str, results: dict, baseline: dict) -> dict:
+    "Whether `condition` made what its explanation needs, against the baseline's clustering: `{'measure', 'value', 'baseline', 'holds'}`."
+    m = PREMISE_MARGINS[condition]
+    if condition == 'world':   # class attention through the clusters: bodies above background, and more so than in the baseline
+        lift = lambda r: clustering_value(r, 'after', 'c2c_on_body') - clustering_value(r, 'after', 'c2c_on_background')
+        v, b = lift(results), lift(baseline); holds = v >= m and v - b >= m
+        name = 'cluster-to-class after training, body - background'
+    elif condition == 'width':
+        v, b = (clustering_value(r, 'before', 'entropy') for r in (results, baseline)); holds = v <= b - m
+        name = 'assignment entropy before training, last block (nats)'
+    else:
+        v, b = (clustering_value(r, 'before', 'purity_part') for r in (results, baseline)); holds = v >= b + m
+        name = 'part purity (NMI) before training, last block'
+    return {'measure': name, 'value': v, 'baseline': b, 'holds': bool(holds)}
+
+# %% ../../nbs/44_study.ipynb #a983839b
+def verdict(holds: bool, gap: float, sd: float, base_gap: float, base_sd: float) -> str:
+    "The pre-registered verdict on an explanation from its premise and the gaps (points) with their paired spreads."
+    if not holds: return 'not tested'
+    if gap - base_gap > sd + base_sd: return 'supported'
+    return 'ruled out' if gap <= base_gap else 'undecided'
+
+# %% ../../nbs/44_study.ipynb #321c7702
+def judge(conditions: dict, baseline: dict, first_round: dict = FIRST_ROUND_SEED_MIOU) -> dict:
+    """The decision rule on `{condition: results}` (each a `results.json`), `baseline` the one-seed baseline's results
+    (its clustering) and `first_round` the baseline's seed mIoU per arm: per condition the goal, the premise and the
+    verdict, and `default`, the condition with the largest gap among those that meet the goal (None if none does)."""
+    base = goal({'arms': {a: {'seed_miou': v} for a, v in first_round.items()}})
+    rows = {}
+    for name, res in conditions.items():
+        g = goal(res); pre = premise(name, res, baseline)
+        rows[name] = dict(explanation=EXPLANATIONS[name], goal=g, premise=pre,
+                          verdict=verdict(pre['holds'], g['gap_points'], g['gap_sd_points'], base['gap_points'], base['gap_sd_points']))
+    met = [n for n, r in rows.items() if r['goal']['met']]
+    return {'baseline': base, 'conditions': rows, 'default': max(met, key=lambda n: rows[n]['goal']['gap_points']) if met else None}
+
+# %% ../../nbs/44_study.ipynb #797e6115
+def judgement_table(judged: dict) -> list[str]:
+    "Markdown rows of `judge`'s verdicts: gap ± paired spread, goal, the premise's measure against the baseline's, verdict."
+    b = judged['baseline']
+    rows = ['| condition | explanation | seed-mIoU gap (points) | goal | premise: measure | condition / baseline | holds | verdict |',
+            '| --- | --- | ---: | --- | --- | ---: | --- | --- |',
+            f"| baseline | (the first round) | {b['gap_points']:+.1f} ± {b['gap_sd_points']:.1f} | {'met' if b['met'] else 'not met'} | | | | |"]
+    for name, r in judged['conditions'].items():
+        g, p = r['goal'], r['premise']
+        rows.append(f"| {name} | {r['explanation']} | {g['gap_points']:+.1f} ± {g['gap_sd_points']:.1f} | {'met' if g['met'] else 'not met'} | "
+                    f"{p['measure']} | {p['value']:.3f} / {p['baseline']:.3f} | {'yes' if p['holds'] else 'no'} | **{r['verdict']}** |")
+    return rows
+
+# %% ../../nbs/44_study.ipynb #b32193d6
+def conditions_figure(conditions: dict, baseline: dict, first_round: dict = FIRST_ROUND_SEED_MIOU, path=None):
+    "Four panels over `{'baseline': baseline, **conditions}`: seed-mIoU gap ± paired sd, entropy, part purity, body - background attention."
+    runs = {'baseline': baseline, **conditions}; names = list(runs); x = np.arange(len(names))
+    gaps = [goal({'arms': {a: {'seed_miou': v} for a, v in first_round.items()}}) if n == 'baseline' else goal(r) for n, r in runs.items()]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    axes[0].bar(x, [g['gap_points'] for g in gaps], yerr=[g['gap_sd_points'] for g in gaps], color='C0', capsize=4)
+    axes[0].axhline(GOAL_POINTS, color='C3', ls='--', label=f'goal +{GOAL_POINTS:.0f}'); axes[0].axhline(0, color='k', lw=0.8)
+    axes[0].set(ylabel='points', title='seed mIoU: ClusterCAM - st_depth=0'); axes[0].legend(fontsize=8)
+    lift = lambda r, w: clustering_value(r, w, 'c2c_on_body') - clustering_value(r, w, 'c2c_on_background')
+    for ax, (title, f) in zip(axes[1:], (('assignment entropy, last block (nats)', lambda r, w: clustering_value(r, w, 'entropy')),
+                                         ('part purity (NMI), last block', lambda r, w: clustering_value(r, w, 'purity_part')),
+                                         ('cluster-to-class: body - background', lift))):
+        for j, when in enumerate(('before', 'after')):
+            ax.bar(x + (j - 0.5) * 0.38, [f(r, when) for r in runs.values()], 0.38, color=f'C{j + 1}', label=f'{when} training')
+        ax.set(title=title); ax.legend(fontsize=8)
+    for ax in axes: ax.set_xticks(x, names, fontsize=8)
+    fig.tight_layout(); save_figure(fig, path)
+    return fig
 
 # %% ../../nbs/44_study.ipynb #e3ec028a
 PILOT_WIDTHS = (64, 128, 192)
